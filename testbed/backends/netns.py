@@ -1,0 +1,229 @@
+"""The local backend: builds a lab from named network namespaces, veths and bridges.
+
+Everything is created with batched iproute2/tc/nft calls (one process per namespace and
+tool, never one per command) and journaled before it exists, so labs build fast and
+`testbed down` can always clean up. Nothing is created in the machine's own namespace:
+bridges live in the lab's fabric namespace, the management bridge in its mgmt namespace,
+and no namespace has a link to the real network.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from testbed.errors import BackendError
+from testbed.lab.state import LabState
+from testbed.links.shaping import loss_without_netem, nft_loss_table, tc_lines
+from testbed.nodes.base import NodeSetup
+from testbed.nodes.registry import KindRegistry, default_registry
+from testbed.nodes.templating import render_argv
+from testbed.plan.model import NetworkPlan, PlannedNode, VethEnd
+from testbed.process import commands, namespaces
+from testbed.process.supervisor import Supervisor
+from testbed.progress import Progress
+
+T = TypeVar("T")
+
+QUIET_SYSCTLS = {
+    # no IPv6 chatter (router solicitations, MLD) in a lab that only speaks IPv4
+    "net.ipv6.conf.all.disable_ipv6": "1",
+    "net.ipv6.conf.default.disable_ipv6": "1",
+}
+CHUNK = 200
+
+
+class NetnsBackend:
+    name = "netns"
+
+    def __init__(self, registry: KindRegistry | None = None, workers: int = 4) -> None:
+        self.registry = registry or default_registry()
+        self.workers = workers
+        self.supervisor = Supervisor()
+        self._netem: bool | None = None
+
+    # --- checks ---------------------------------------------------------------------
+    def have_netem(self) -> bool:
+        """Probe once, in a throw-away namespace that vanishes with the probe."""
+        if self._netem is None:
+            probe = subprocess.run(
+                ["unshare", "--net", "tc", "qdisc", "add", "dev", "lo", "root", "netem",
+                 "delay", "1ms"], capture_output=True, check=False)
+            self._netem = probe.returncode == 0
+        return self._netem
+
+    def preflight(self, plan: NetworkPlan) -> None:
+        if os.geteuid() != 0:
+            raise BackendError("building a lab needs root (network namespaces, links, "
+                               "qdiscs): run it with sudo")
+        commands.require_tools("ip", "tc", "nft", "unshare")
+        taken = [ns for ns in plan.namespaces() if namespaces.exists(ns)]
+        if taken:
+            raise BackendError(
+                f"{len(taken)} namespaces of lab {plan.lab!r} already exist (e.g. {taken[0]}):"
+                f" is the lab up already? Run `testbed down {plan.lab}` first")
+        netem = self.have_netem()
+        for veth in plan.veths:
+            for end in (veth.a, veth.b):
+                tc_lines(end.name, end.shaping, netem)  # raises MissingKernelFeature
+        needs = {s.argv[0] for n in plan.nodes.values() if n.namespace
+                 for s in self._setup(n, plan).services}
+        if "tinyproxy" in needs:
+            commands.require_tools("tinyproxy")
+
+    # --- build ----------------------------------------------------------------------
+    def build(self, plan: NetworkPlan, state: LabState, progress: Progress) -> None:
+        spaces = plan.namespaces()
+        progress.stage("namespaces", len(spaces))
+        for chunk in _chunks(spaces, CHUNK):
+            state.record(*({"op": "netns", "name": ns} for ns in chunk))
+            commands.batch("ip", [f"netns add {ns}" for ns in chunk],
+                           context="creating network namespaces")
+            progress.advance(len(chunk))
+        self._parallel(lambda ns: namespaces.write_sysctls(ns, QUIET_SYSCTLS), spaces)
+
+        progress.stage("switches and links", len(plan.veths))
+        self._infra(plan)
+        for chunk in _chunks(plan.veths, CHUNK):
+            commands.batch("ip", [_veth_line(v.a, v.b, plan.fabric_namespace) for v in chunk],
+                           namespace=plan.fabric_namespace, context="creating links")
+            progress.advance(len(chunk))
+        self._bridge_ports(plan)
+
+        nodes = [n for n in plan.nodes.values() if n.namespace]
+        progress.stage("addresses, routes, shaping, firewalls", len(nodes))
+        ends = self._ends_by_namespace(plan)
+        self._configure_shared(plan.fabric_namespace, ends.get(plan.fabric_namespace, []))
+
+        def configure(node: PlannedNode) -> None:
+            self._configure_node(node, plan, ends.get(node.namespace or "", []))
+            progress.advance()
+
+        self._parallel(configure, nodes)
+
+        services = [(n, s) for n in nodes for s in self._setup(n, plan).services]
+        progress.stage("services", len(services))
+        for node in nodes:
+            self._start_services(node, plan, state, progress)
+
+    def _setup(self, node: PlannedNode, plan: NetworkPlan) -> NodeSetup:
+        return self.registry.get(node.kind).setup(node, plan)
+
+    def _infra(self, plan: NetworkPlan) -> None:
+        fabric = ["link set lo up"]
+        for bridge in plan.bridges:
+            fabric += [f"link add {bridge} type bridge stp_state 0 mcast_snooping 0",
+                       f"link set {bridge} up"]
+        commands.batch("ip", fabric, namespace=plan.fabric_namespace,
+                       context="creating switches")
+        commands.batch("ip", [
+            "link set lo up",
+            f"link add {plan.mgmt_bridge} type bridge stp_state 0",
+            f"addr add {plan.mgmt_bridge_address} dev {plan.mgmt_bridge}",
+            f"link set {plan.mgmt_bridge} up",
+        ], namespace=plan.mgmt_namespace, context="creating the management network")
+
+    def _bridge_ports(self, plan: NetworkPlan) -> None:
+        lines: dict[str, list[str]] = defaultdict(list)
+        for veth in plan.veths:
+            for end in (veth.a, veth.b):
+                if end.bridge:
+                    lines[end.namespace].append(f"link set {end.name} master {end.bridge} up")
+                    if end.isolated:
+                        lines[end.namespace].append(
+                            f"link set {end.name} type bridge_slave isolated on")
+        for ns, batch in lines.items():
+            commands.batch("ip", batch, namespace=ns, context="attaching switch ports")
+
+    def _ends_by_namespace(self, plan: NetworkPlan) -> dict[str, list[VethEnd]]:
+        ends: dict[str, list[VethEnd]] = defaultdict(list)
+        for veth in plan.veths:
+            for end in (veth.a, veth.b):
+                if not end.shaping.is_empty():
+                    ends[end.namespace].append(end)
+        return ends
+
+    def _shaping(self, ns: str, ends: Iterable[VethEnd]) -> tuple[list[str], str]:
+        netem = self.have_netem()
+        lines: list[str] = []
+        losses: dict[str, float] = {}
+        for end in ends:
+            lines += tc_lines(end.name, end.shaping, netem)
+            loss = loss_without_netem(end.shaping, netem)
+            if loss is not None:
+                losses[end.name] = loss
+        return lines, nft_loss_table(losses)
+
+    def _configure_shared(self, ns: str, ends: list[VethEnd]) -> None:
+        tc, loss_table = self._shaping(ns, ends)
+        commands.batch("tc", tc, namespace=ns, context=f"shaping switch ports in {ns}")
+        if loss_table:
+            commands.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], stdin=loss_table,
+                         context=f"link loss in {ns}")
+
+    def _configure_node(self, node: PlannedNode, plan: NetworkPlan,
+                        ends: list[VethEnd]) -> None:
+        ns = node.namespace or ""
+        lines = ["link set lo up"]
+        for iface in node.interfaces:
+            if iface.address:
+                lines.append(f"addr add {iface.address} dev {iface.name}")
+            lines.append(f"link set {iface.name} up")
+        if node.mgmt_interface and node.mgmt_address:
+            lines += [f"addr add {node.mgmt_address} dev {node.mgmt_interface}",
+                      f"link set {node.mgmt_interface} up"]
+        lines += [f"route add {r.destination} via {r.via}" for r in node.routes]
+        commands.batch("ip", lines, namespace=ns, context=f"configuring {node.name}")
+        tc, loss_table = self._shaping(ns, ends)
+        commands.batch("tc", tc, namespace=ns, context=f"shaping links of {node.name}")
+        setup = self._setup(node, plan)
+        ruleset = setup.nft_ruleset + loss_table
+        if ruleset:
+            commands.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], stdin=ruleset,
+                         context=f"firewall/NAT rules of {node.name}")
+        namespaces.write_sysctls(ns, setup.sysctls)
+
+    def _start_services(self, node: PlannedNode, plan: NetworkPlan, state: LabState,
+                        progress: Progress) -> None:
+        setup = self._setup(node, plan)
+        node_dir = state.node_dir(node.name)
+        if not setup.files and not setup.services:
+            return
+        node_dir.mkdir(parents=True, exist_ok=True)
+        for name, content in setup.files.items():
+            (node_dir / name).write_text(content)
+        values = {"name": node.name, "addr": node.primary_address() or "",
+                  "n": node.node.index or "", "state_dir": str(node_dir), "lab": plan.lab,
+                  "mgmt_addr": (node.mgmt_address or "").split("/")[0], "kind": node.kind}
+        for service in setup.services:
+            record = self.supervisor.start(
+                node=node.name, service=service.name, namespace=node.namespace or "",
+                argv=render_argv(service.argv, values), env=service.env, cwd=node_dir,
+                log=node_dir / f"{service.name}.log")
+            state.record({"op": "process", **record.__dict__})
+            progress.advance()
+
+    def _parallel(self, work: Callable[[T], None], items: Sequence[T]) -> None:
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for future in [pool.submit(work, item) for item in items]:
+                future.result()  # re-raises the first failure
+
+    # --- teardown -------------------------------------------------------------------
+    def teardown(self, state: LabState, progress: Progress) -> list[str]:
+        from testbed.lab.cleanup import clean
+
+        return clean(state, progress, self.supervisor)
+
+
+def _veth_line(a: VethEnd, b: VethEnd, here: str) -> str:
+    a_ns = "" if a.namespace == here else f" netns {a.namespace}"
+    b_ns = "" if b.namespace == here else f" netns {b.namespace}"
+    return f"link add name {a.name}{a_ns} type veth peer name {b.name}{b_ns}"
+
+
+def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]

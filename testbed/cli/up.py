@@ -1,0 +1,47 @@
+"""`testbed up`: build a lab from a topology."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from testbed.cli.common import add_topology_args, load
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("up", help="build a lab from a topology (root)",
+                       description="Build the lab: one network namespace per node, links with "
+                                   "their bandwidth/loss, NAT and firewall rules, and the "
+                                   "nodes' services. Everything created is journaled; if "
+                                   "anything fails (or on Ctrl-C) it is all removed again.")
+    add_topology_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from testbed.backends.netns import NetnsBackend
+    from testbed.lab.lifecycle import bring_up
+    from testbed.lab.state import LabState, state_root
+    from testbed.plan.build import build_plan
+    from testbed.progress import Progress
+
+    topology = load(args)
+    plan = build_plan(topology)
+    state = LabState(state_root(args.state_dir), topology.name)
+    progress = Progress(enabled=not args.quiet)
+    began = time.monotonic()
+    if not args.quiet:
+        print(f"building lab {topology.name!r}: {len(topology.nodes)} nodes, "
+              f"{len(plan.veths)} links", file=sys.stderr)
+    try:
+        bring_up(topology, plan, NetnsBackend(), state, progress)
+    except KeyboardInterrupt:
+        print(f"interrupted: lab {topology.name!r} was rolled back", file=sys.stderr)
+        raise
+    print(f"lab {topology.name!r} is up in {time.monotonic() - began:.1f}s "
+          f"(state: {state.dir}). Next: testbed inspect --lab {topology.name}; "
+          f"testbed down {topology.name}")
+    return 0

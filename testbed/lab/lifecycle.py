@@ -1,0 +1,81 @@
+"""Bringing a lab up (with rollback) and down. Backend-neutral: works from the journal."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+from testbed.backends.base import Backend
+from testbed.lab.state import LabState
+from testbed.plan.model import NetworkPlan
+from testbed.progress import Progress
+from testbed.topology.model import Topology
+
+
+def bring_up(topology: Topology, plan: NetworkPlan, backend: Backend, state: LabState,
+             progress: Progress) -> None:
+    """Build the lab. On any failure or interruption, remove what was made, then re-raise."""
+    with state.locked():
+        try:
+            backend.preflight(plan)
+        except BaseException:
+            if not state.exists():
+                shutil.rmtree(state.dir, ignore_errors=True)
+            raise
+        state.create()
+        try:
+            _write_inputs(topology, plan, state)
+            backend.build(plan, state, progress)
+            state.record({"op": "status", "value": "up"})
+            progress.close()
+        except BaseException:
+            progress.close()
+            progress.stage("rolling back")
+            backend.teardown(state, progress)
+            raise
+
+
+def tear_down(backend: Backend, state: LabState, progress: Progress) -> list[str]:
+    with state.locked():
+        return backend.teardown(state, progress)
+
+
+def _write_inputs(topology: Topology, plan: NetworkPlan, state: LabState) -> None:
+    source = Path(topology.source)
+    if source.is_file():
+        shutil.copyfile(source, state.dir / "topology.yaml")
+    state.write_summary(summarize(topology, plan, state))
+
+
+def summarize(topology: Topology, plan: NetworkPlan, state: LabState) -> dict[str, object]:
+    """What inspect, exec and later commands need to know about the lab, as JSON data."""
+    return {
+        "lab": plan.lab,
+        "source": topology.source,
+        "params": topology.params,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "state_dir": str(state.dir),
+        "fabric_namespace": plan.fabric_namespace,
+        "mgmt_namespace": plan.mgmt_namespace,
+        "mgmt_hub": plan.mgmt_bridge_address,
+        "nodes": {
+            name: {
+                "kind": node.kind,
+                "group": node.node.group,
+                "labels": node.node.labels,
+                "namespace": node.namespace,
+                "realm": node.realm,
+                "nat_type": node.node.nat.type if node.node.nat else None,
+                "interfaces": [
+                    {"name": i.name, "address": i.address, "peer": i.peer,
+                     "rate_out": i.shaping.rate}
+                    for i in node.interfaces],
+                "routes": [{"destination": r.destination, "via": r.via} for r in node.routes],
+                "mgmt_address": node.mgmt_address,
+                "uplink": node.node.uplink,
+                "state_dir": str(state.node_dir(name)),
+            }
+            for name, node in plan.nodes.items()
+        },
+    }

@@ -1,0 +1,53 @@
+"""What a node kind is: its rules (validation) and what it needs at run time (setup).
+
+A kind never touches the kernel itself: `setup` returns pure data (sysctls, an nftables
+ruleset, files, services) that a backend applies. That keeps kinds unit-testable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from testbed.errors import Problem
+    from testbed.plan.model import NetworkPlan, PlannedNode
+    from testbed.topology.model import Node, Topology
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A long-running process to start inside a node's namespace."""
+
+    name: str
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class NodeSetup:
+    """Everything a node needs beyond its interfaces, addresses and routes."""
+
+    sysctls: dict[str, str] = field(default_factory=dict)
+    nft_ruleset: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # name in the node dir -> content
+    services: list[ServiceSpec] = field(default_factory=list)
+
+
+class NodeKind:
+    """Base of every node kind; subclasses register themselves in the registry."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    has_namespace: ClassVar[bool] = True
+    is_gateway: ClassVar[bool] = False  # may be the target of another node's uplink
+    forwards: ClassVar[bool] = False  # routes packets between its interfaces
+    sections: ClassVar[frozenset[str]] = frozenset({"command", "env"})
+
+    def validate(self, node: Node, topology: Topology) -> list[Problem]:
+        """Kind-specific checks beyond the schema."""
+        return []
+
+    def setup(self, node: PlannedNode, plan: NetworkPlan) -> NodeSetup:
+        """Sysctls, firewall and services this node needs at run time."""
+        return NodeSetup(sysctls={"net.ipv4.ip_forward": "1" if self.forwards else "0"})

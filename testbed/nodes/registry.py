@@ -1,0 +1,46 @@
+"""Node kinds by name. Built explicitly (no import-time side effects, no global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from testbed.errors import TestbedError
+from testbed.nodes.base import NodeKind
+
+
+class UnknownKind(TestbedError):
+    pass
+
+
+class KindRegistry:
+    def __init__(self, kinds: Iterable[NodeKind]) -> None:
+        self._kinds = {k.name: k for k in kinds}
+
+    def get(self, name: str) -> NodeKind:
+        try:
+            return self._kinds[name]
+        except KeyError:
+            raise UnknownKind(
+                f"unknown node kind {name!r}; known kinds: {', '.join(self.names())}"
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._kinds
+
+    def __iter__(self) -> Iterator[NodeKind]:
+        return iter(self._kinds.values())
+
+    def names(self) -> list[str]:
+        return sorted(self._kinds)
+
+
+def default_registry() -> KindRegistry:
+    """The built-in kinds. Imported lazily so `testbed --help` stays fast."""
+    from testbed.nodes.host import HostKind, LoginKind, PeerKind
+    from testbed.nodes.nat import NatKind
+    from testbed.nodes.proxy import ProxyKind
+    from testbed.nodes.router import RouterKind
+    from testbed.nodes.switch import SwitchKind
+
+    return KindRegistry([HostKind(), PeerKind(), LoginKind(), RouterKind(), SwitchKind(),
+                         NatKind(), ProxyKind()])

@@ -1,0 +1,222 @@
+"""The topology model: typed, pure data, no backend handles.
+
+These dataclasses are the single source of truth for the YAML format: the loader converts
+YAML into them field by field, and `testbed schema` generates the JSON Schema from them.
+Field metadata: `doc` (description), `unit` (how a string is parsed: bandwidth, duration,
+ratio, size, cidr, ipif), `min`/`max` for numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+NatType = Literal["full-cone", "restricted-cone", "port-restricted-cone", "symmetric"]
+NAT_TYPES: tuple[str, ...] = ("full-cone", "restricted-cone", "port-restricted-cone", "symmetric")
+
+Scalar = str | int | float | bool
+
+MAX_COUNT = 5000
+MAX_NODES = 6000
+
+
+def doc(text: str, **extra: Any) -> Any:
+    """A dataclass field default of None with its description (and parse hints)."""
+    return field(default=None, metadata={"doc": text, **extra})
+
+
+@dataclass
+class LinkShape:
+    """Impairments on a link. `up` is the direction from the declaring node toward `to`."""
+
+    bandwidth: int | None = doc("rate in both directions, e.g. 10Mbit", unit="bandwidth")
+    up: int | None = doc("rate from this node toward the other end (upload)", unit="bandwidth")
+    down: int | None = doc("rate toward this node (download)", unit="bandwidth")
+    loss: float | None = doc("random packet loss in both directions, e.g. 1%", unit="ratio")
+    delay: float | None = doc("one-way delay each direction, e.g. 20ms (needs sch_netem)",
+                              unit="duration")
+    jitter: float | None = doc("delay variation, e.g. 5ms (needs sch_netem and delay)",
+                               unit="duration")
+    queue: int | None = doc("queue length in packets at each end's rate limiter",
+                            min=2, max=100000)
+
+    def rate_out(self) -> int | None:
+        """Rate leaving the declaring node."""
+        return self.up if self.up is not None else self.bandwidth
+
+    def rate_in(self) -> int | None:
+        """Rate arriving at the declaring node."""
+        return self.down if self.down is not None else self.bandwidth
+
+
+@dataclass
+class LinkSpec(LinkShape):
+    """A link declared on a node: `uplink:` (the way to the internet) or an item of `links:`."""
+
+    to: str | None = doc("name of the node at the other end (may use {n} in counted nodes)")
+    ip: str | None = doc("pin this end's address, CIDR form, e.g. 198.18.5.2/24", unit="ipif")
+    peer_ip: str | None = doc("pin the other end's address, CIDR form", unit="ipif")
+
+
+@dataclass
+class TopLink(LinkShape):
+    """A link in the top-level `links:` list, between two named nodes."""
+
+    between: list[str] | None = doc("the two node names, e.g. [router1, router2]")
+    ip: list[str] | None = doc("pin both ends' addresses, in the order of `between`",
+                               unit="ipif-list")
+
+
+@dataclass
+class NatSettings:
+    """How a `nat` node maps and filters: the four classic behaviours (RFC 3489 names)."""
+
+    type: NatType = field(
+        default="port-restricted-cone",
+        metadata={"doc": "mapping/filtering behaviour: " + ", ".join(NAT_TYPES)},
+    )
+    udp_timeout: float = field(
+        default=30.0,
+        metadata={"doc": "idle time before a UDP mapping is forgotten, e.g. 30s",
+                  "unit": "duration"},
+    )
+
+
+@dataclass
+class FirewallSettings:
+    """Egress policy of a gateway (`router` or `nat`) for the site behind it."""
+
+    egress: Literal["open", "proxy-only"] = field(
+        default="open",
+        metadata={"doc": "open, or proxy-only: only the named proxy may talk to the outside"},
+    )
+    proxy: str | None = doc("the proxy node that alone may reach the outside (proxy-only)")
+
+
+@dataclass
+class ProxySettings:
+    """A real HTTP CONNECT proxy daemon run in a `proxy` node."""
+
+    software: Literal["tinyproxy"] = field(
+        default="tinyproxy", metadata={"doc": "the proxy daemon to run"}
+    )
+    port: int = field(default=8888, metadata={"doc": "TCP port it listens on", "min": 1,
+                                              "max": 65535})
+
+
+@dataclass
+class NodeSpec:
+    """A node as written in YAML; also the shape of `defaults`, `kinds.*` and `groups.*`."""
+
+    kind: str | None = doc("node kind: host, router, switch, nat, proxy, login, peer")
+    group: str | None = doc("a group from `groups:` whose settings this node inherits")
+    count: int | None = doc("replicate this node; its name must contain {n} (1..count)",
+                            min=1, max=MAX_COUNT)
+    vary: dict[str, list[Any]] | None = doc(
+        "per-replica values cycled by {n}: field path -> list, e.g. {nat.type: [...]}"
+    )
+    labels: dict[str, Scalar] | None = doc("free-form labels for selection, e.g. os: windows")
+    uplink: LinkSpec | None = doc("the link toward the internet; gives the default route")
+    links: list[LinkSpec] | None = doc("further links to other nodes")
+    command: str | list[str] | None = doc(
+        "program to run in the node; {name} {addr} {n} {state_dir} {lab} are substituted"
+    )
+    env: dict[str, str] | None = doc("environment variables for `command`")
+    lan_pool: str | None = doc("address pool for the segments behind this nat/router",
+                               unit="cidr")
+    nat: NatSettings | None = doc("NAT behaviour (kind nat)")
+    firewall: FirewallSettings | None = doc("egress policy (kind router or nat)")
+    proxy: ProxySettings | None = doc("proxy daemon settings (kind proxy)")
+
+
+@dataclass
+class Addressing:
+    """Address pools. All addresses live inside the lab's own namespaces."""
+
+    public: str = field(
+        default="198.18.0.0/15",
+        metadata={"doc": "the emulated internet (RFC 2544 benchmarking range)", "unit": "cidr"},
+    )
+    private: str = field(
+        default="192.168.0.0/16",
+        metadata={"doc": "default pool behind each NAT (each NAT is its own realm)",
+                  "unit": "cidr"},
+    )
+    mgmt: str = field(
+        default="100.127.0.0/16",
+        metadata={"doc": "out-of-band management network", "unit": "cidr"},
+    )
+
+
+@dataclass
+class TopologyFile:
+    """A topology file: `testbed up topologies/NAME.yaml`."""
+
+    name: str | None = doc("lab name: lower-case letters, digits and '-', at most 12 chars")
+    description: str | None = doc("free text")
+    params: dict[str, Scalar] | None = doc(
+        "parameters usable as ${name} or ${expr} in values; override with --set name=value"
+    )
+    addressing: Addressing | None = doc("address pools")
+    defaults: NodeSpec | None = doc("settings every node inherits")
+    kinds: dict[str, NodeSpec] | None = doc("settings per node kind")
+    groups: dict[str, NodeSpec] | None = doc("named groups of settings; nodes join with group:")
+    nodes: dict[str, NodeSpec] | None = doc("the nodes, by name")
+    links: list[TopLink] | None = doc("links not declared on a node")
+
+
+# ---- the resolved topology (after inheritance, templates and validation) -----------------
+
+
+@dataclass(frozen=True)
+class Link:
+    """A resolved link between nodes a and b; shape_ab applies from a to b."""
+
+    a: str
+    b: str
+    rate_ab: int | None
+    rate_ba: int | None
+    loss: float | None
+    delay: float | None
+    jitter: float | None
+    queue: int | None
+    ip_a: str | None
+    ip_b: str | None
+    uplink_of_a: bool  # True when this is a's uplink (b is a's gateway side)
+    line: int | None = None
+    file: str | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    """A resolved node, ready for planning."""
+
+    name: str
+    kind: str
+    group: str | None
+    index: int | None
+    labels: dict[str, Scalar]
+    uplink: str | None
+    command: tuple[str, ...] | str | None
+    env: dict[str, str]
+    lan_pool: str | None
+    nat: NatSettings | None
+    firewall: FirewallSettings | None
+    proxy: ProxySettings | None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Topology:
+    """What `testbed validate` checks and every backend consumes."""
+
+    name: str
+    description: str
+    source: str
+    params: dict[str, Scalar]
+    addressing: Addressing
+    nodes: dict[str, Node]
+    links: tuple[Link, ...]
+
+    def nodes_of_kind(self, kind: str) -> list[Node]:
+        return [n for n in self.nodes.values() if n.kind == kind]
