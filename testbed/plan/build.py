@@ -22,6 +22,7 @@ from testbed.plan.model import (
 from testbed.topology.model import Link, Topology
 
 PUBLIC = "public"
+MAX_BRIDGE_PORTS = 1000  # the kernel's limit is 1024 per bridge
 
 
 class _Builder:
@@ -36,6 +37,7 @@ class _Builder:
         self.veths: list[Veth] = []
         self.bridges: list[str] = []
         self.switch_segment: dict[str, Segment] = {}
+        self.bridge_of: dict[str, str] = {}
         self.port_counter = 0
 
     def report(self, message: str, node: str | None, path: str) -> None:
@@ -66,7 +68,8 @@ class _Builder:
 
     # --- L2 -------------------------------------------------------------------------
     def _switch_clusters(self) -> None:
-        """Switches joined by links form one segment (one subnet), one bridge each."""
+        """Switches joined by links form one segment (one subnet). Each switch is its own
+        bridge, as a Linux bridge holds at most 1024 ports; bridges are joined by veths."""
         parent = {n: n for n, node in self.topo.nodes.items() if node.kind == "switch"}
 
         def find(x: str) -> str:
@@ -81,11 +84,21 @@ class _Builder:
         for name in parent:
             root = find(name)
             if root not in self.switch_segment:
-                seg = self._new_segment()
-                seg.bridge = f"br{len(self.bridges)}"
-                self.bridges.append(seg.bridge)
-                self.switch_segment[root] = seg
+                self.switch_segment[root] = self._new_segment()
             self.switch_segment[name] = self.switch_segment[root]
+            self.bridge_of[name] = f"br{len(self.bridges)}"
+            self.bridges.append(self.bridge_of[name])
+            self.switch_segment[name].bridge = self.bridge_of[name]
+        ports: dict[str, int] = {}
+        for link in self.topo.links:
+            for end in (link.a, link.b):
+                if end in parent:
+                    ports[end] = ports.get(end, 0) + 1
+        for name, count in ports.items():
+            if count > MAX_BRIDGE_PORTS:
+                self.report(f"switch {name} has {count} links; a switch holds at most "
+                            f"{MAX_BRIDGE_PORTS}: split it into several linked switches",
+                            name, f"nodes.{name}")
 
     def _new_segment(self) -> Segment:
         seg = Segment(id=len(self.segments), realm=PUBLIC)
@@ -113,10 +126,10 @@ class _Builder:
                 self._p2p(link, shape_ab, shape_ba)
 
     def _switch_to_switch(self, link: Link, ab: Shaping, ba: Shaping) -> None:
-        seg = self.switch_segment[link.a]
         k = self._port()
-        self.veths.append(Veth(VethEnd(self.fabric, f"s{k}a", seg.bridge, shaping=ab),
-                               VethEnd(self.fabric, f"s{k}b", seg.bridge, shaping=ba)))
+        self.veths.append(
+            Veth(VethEnd(self.fabric, f"s{k}a", self.bridge_of[link.a], shaping=ab),
+                 VethEnd(self.fabric, f"s{k}b", self.bridge_of[link.b], shaping=ba)))
 
     def _attach(self, host: str, switch: str, out: Shaping, back: Shaping, ip: str | None,
                 link: Link) -> None:
@@ -134,7 +147,8 @@ class _Builder:
             seg.gateway = host
         k = self._port()
         self.veths.append(Veth(VethEnd(planned.namespace or "", iface.name, shaping=out),
-                               VethEnd(self.fabric, f"p{k}", seg.bridge, shaping=back)))
+                               VethEnd(self.fabric, f"p{k}", self.bridge_of[switch],
+                                       shaping=back)))
 
     def _p2p(self, link: Link, ab: Shaping, ba: Shaping) -> None:
         seg = self._new_segment()
