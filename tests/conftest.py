@@ -1,0 +1,121 @@
+"""Shared fixtures: real labs for integration tests, skipped with a reason without root."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from testbed.backends.netns import NetnsBackend
+from testbed.lab.lifecycle import bring_up, tear_down
+from testbed.lab.state import LabState
+from testbed.plan.build import build_plan
+from testbed.plan.model import NetworkPlan
+from testbed.progress import Progress
+from testbed.topology.loader import load_topology
+
+IS_ROOT = os.geteuid() == 0
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if IS_ROOT:
+        return
+    skip = pytest.mark.skip(reason="needs root: builds real network namespaces, links and "
+                                   "processes (run the suite with sudo)")
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(skip)
+
+
+@dataclass
+class RunningLab:
+    """A lab built for a test: run commands in its nodes, look up addresses."""
+
+    plan: NetworkPlan
+    state: LabState
+    backend: NetnsBackend
+    topology_file: Path
+
+    def ns(self, node: str) -> str:
+        namespace = self.plan.nodes[node].namespace
+        assert namespace, f"{node} has no namespace"
+        return namespace
+
+    def addr(self, node: str) -> str:
+        address = self.plan.nodes[node].primary_address()
+        assert address, f"{node} has no address"
+        return address
+
+    def exec(self, node: str, *argv: str, timeout: float = 30,
+             check: bool = False) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ip", "netns", "exec", self.ns(node), *argv],
+                              capture_output=True, text=True, timeout=timeout, check=check)
+
+    def popen(self, node: str, *argv: str, **kwargs: object) -> subprocess.Popen[str]:
+        return subprocess.Popen(["ip", "netns", "exec", self.ns(node), *argv],  # type: ignore[call-overload]
+                                text=True, **kwargs)
+
+    def python(self, node: str, code: str, timeout: float = 30
+               ) -> subprocess.CompletedProcess[str]:
+        """Run a Python snippet inside the node (same interpreter as the tests)."""
+        return self.exec(node, sys.executable, "-c", textwrap.dedent(code), timeout=timeout)
+
+    def down(self) -> None:
+        if self.state.exists():
+            tear_down(self.backend, self.state, Progress(enabled=False))
+
+
+def unique_lab_name(prefix: str = "t") -> str:
+    return f"{prefix}{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+def state_root(tmp_path: Path) -> Path:
+    root = tmp_path / "state"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def make_lab(tmp_path: Path, state_root: Path) -> Iterator[Callable[..., RunningLab]]:
+    """Build a lab from YAML text; `name:` is filled in with a unique lab name.
+
+    Usage: lab = make_lab('''nodes: ...''')  - the lab is removed after the test.
+    """
+    labs: list[RunningLab] = []
+
+    def factory(yaml_text: str, name: str | None = None) -> RunningLab:
+        name = name or unique_lab_name()
+        text = f"name: {name}\n" + textwrap.dedent(yaml_text)
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(text)
+        topology = load_topology(path)
+        plan = build_plan(topology)
+        backend = NetnsBackend()
+        state = LabState(state_root, name)
+        bring_up(topology, plan, backend, state, Progress(enabled=False))
+        lab = RunningLab(plan, state, backend, path)
+        labs.append(lab)
+        return lab
+
+    yield factory
+    for lab in labs:
+        lab.down()
+
+
+def run_cli(*args: str, state_dir: Path | None = None, timeout: float = 300,
+            check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run the real `testbed` command line as a user would."""
+    env = dict(os.environ)
+    if state_dir is not None:
+        env["TESTBED_STATE_DIR"] = str(state_dir)
+    return subprocess.run([sys.executable, "-m", "testbed", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=REPO, check=check)
