@@ -52,8 +52,7 @@ def graph_of(topology: Topology, fold: bool) -> tuple[list[GraphNode], list[Grap
         a, b = _id(box_of[link.a]), _id(box_of[link.b])
         if (a, b) in edges:
             continue
-        rates = [r for r in (link.rate_ab, link.rate_ba) if r]
-        label = "/".join(format_bandwidth(r) for r in rates) if rates else ""
+        label = _rates(link.rate_ab, link.rate_ba)
         if link.loss:
             label += f" loss {link.loss:.1%}"
         edges[(a, b)] = GraphEdge(a, b, label.strip())
@@ -82,6 +81,18 @@ def to_mermaid(topology: Topology, fold: bool = True) -> str:
     for e in edges:
         lines.append(f"  {e.a} ---|{e.label}| {e.b}" if e.label else f"  {e.a} --- {e.b}")
     return "\n".join(lines) + "\n"
+
+
+def _rates(up: int | None, down: int | None) -> str:
+    """'10Mbit' when symmetric, '512kbit up / 8Mbit down' when not."""
+    def show(rate: int) -> str:
+        text = format_bandwidth(rate)
+        return text[:-4] + text[-4:].replace("mbit", "Mbit").replace("gbit", "Gbit")
+
+    if up and down and up != down:
+        return f"{show(up)} up / {show(down)} down"
+    rate = up or down
+    return show(rate) if rate else ""
 
 
 def _id(name: str) -> str:
