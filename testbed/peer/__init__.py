@@ -1,0 +1,1 @@
+"""The reference Skype-like overlay peer: wire protocol, login server, supernode, client."""
