@@ -6,8 +6,8 @@ import dataclasses
 import re
 from pathlib import Path
 
-from tests.conftest import REPO, run_cli
 from testbed.topology.model import Addressing, LinkSpec, NodeSpec, TopLink, TopologyFile
+from tests.conftest import REPO, run_cli
 
 
 def test_every_topology_field_is_documented() -> None:

@@ -1,0 +1,309 @@
+"""The supernode role: holds client connections, keeps their presence, answers lookups
+and relays media for clients that cannot reach each other.
+
+Listens on its overlay port (TCP and UDP) and on TCP 80 and 443, as Skype did. Capacity
+is a maximum number of children plus a join rate; when over it, the supernode either
+answers "busy, retry after N s" (`busy`) or, with `drop-role` (the 2010 self-protection),
+gives up the supernode role after sustained overload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from testbed.peer.admission import Admission
+from testbed.peer.auth import TokenVerifier
+from testbed.peer.metrics import PeerMetrics
+from testbed.peer.policies import OverloadPolicy
+from testbed.peer.wire import (
+    Frame,
+    MessageType,
+    ProtocolError,
+    StreamDecoder,
+    decode_datagram,
+    encode,
+)
+
+DEFAULT_PORT = 33033
+
+
+@dataclass(frozen=True)
+class SupernodeSettings:
+    port: int = DEFAULT_PORT
+    extra_tcp_ports: tuple[int, ...] = (80, 443)
+    max_children: int = 200
+    joins_per_second: float = 50.0
+    join_queue: int = 50
+    overload: OverloadPolicy = OverloadPolicy()
+
+
+@dataclass
+class Child:
+    user: str
+    writer: asyncio.StreamWriter
+    address: str  # ip:port the client's connection comes from (after its NAT)
+    registered: bool = False
+    media: str | None = None
+
+
+@dataclass
+class Relay:
+    """One relayed call: media between two clients through a UDP socket on the SN."""
+
+    transport: asyncio.DatagramTransport
+    ends: list[tuple[str, int]] = field(default_factory=list)
+
+
+class Supernode:
+    def __init__(self, sn_id: str, address: str, verifier: TokenVerifier,
+                 settings: SupernodeSettings, metrics: PeerMetrics,
+                 peers: Callable[[], list[str]],
+                 on_drop_role: Callable[[], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.sn_id = sn_id
+        self.address = address
+        self.verifier = verifier
+        self.settings = settings
+        self.metrics = metrics
+        self.peers = peers  # other supernodes' ip:port, for lookups and JOIN_OK caches
+        self.on_drop_role = on_drop_role
+        self.clock = clock
+        self.children: dict[str, Child] = {}
+        self.admission = Admission(rate=settings.joins_per_second, queue_max=0)
+        self.relays: dict[str, Relay] = {}
+        self.servers: list[asyncio.base_events.Server] = []
+        self.udp: asyncio.DatagramTransport | None = None
+        self._overloaded_since: float | None = None
+        self._join_times: list[float] = []
+        self.active = False
+
+    # --- lifecycle ------------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for port in (self.settings.port, *self.settings.extra_tcp_ports):
+            self.servers.append(await asyncio.start_server(
+                self.handle, self.address, port, backlog=1024, reuse_address=True))
+        self.udp, _ = await loop.create_datagram_endpoint(
+            lambda: _UdpProtocol(self), local_addr=(self.address, self.settings.port))
+        self.active = True
+        self.metrics.set_role("supernode")
+        self.metrics.logged_in.set(1)
+
+    async def stop(self) -> None:
+        self.active = False
+        for server in self.servers:
+            server.close()
+        if self.udp:
+            self.udp.close()
+        for child in list(self.children.values()):
+            child.writer.close()
+        for relay in self.relays.values():
+            relay.transport.close()
+        self.children.clear()
+        self.relays.clear()
+        self.servers.clear()
+        self.metrics.sn_children.set(0)
+
+    def load(self) -> float:
+        return len(self.children) / max(1, self.settings.max_children)
+
+    # --- TCP ------------------------------------------------------------------------
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        decoder = StreamDecoder()
+        child: Child | None = None
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        try:
+            while self.active and (data := await reader.read(4096)):
+                for frame in decoder.feed(data):
+                    child = await self._on_tcp(frame, writer, child, f"{peer[0]}:{peer[1]}")
+            if decoder.pending():
+                self.metrics.protocol_errors.labels(reason="truncated").inc()
+        except ProtocolError as exc:
+            self.metrics.protocol_errors.labels(reason=exc.reason).inc()
+        except ConnectionError:
+            pass
+        finally:
+            if child and self.children.get(child.user) is child:
+                del self.children[child.user]
+                self.metrics.sn_children.set(len(self.children))
+            writer.close()
+
+    async def _on_tcp(self, frame: Frame, writer: asyncio.StreamWriter, child: Child | None,
+                      address: str) -> Child | None:
+        kind, p = frame.type, frame.payload
+        if kind is MessageType.PROBE:
+            writer.write(self._probe_ack(p))
+        elif kind is MessageType.JOIN and child is None:
+            return self._join(str(p["user"]), writer, address)
+        elif kind is MessageType.REGISTER and child is not None:
+            session = self.verifier.verify(p["token"])
+            if session is None or session.user != child.user:
+                self.metrics.protocol_errors.labels(reason="unauthenticated").inc()
+                writer.close()
+                return child
+            child.registered = True
+            child.media = str(p.get("media") or "") or None
+            writer.write(encode(MessageType.REGISTERED, {"user": child.user}))
+        elif kind is MessageType.KEEPALIVE:
+            writer.write(encode(MessageType.KEEPALIVE_ACK, {"seq": p["seq"]}))
+        elif kind is MessageType.LOOKUP and child is not None and child.registered:
+            result = await self.lookup(str(p["user"]), ttl=1)
+            self.metrics.lookups.labels(result="found" if result["found"] else "missing").inc()
+            writer.write(encode(MessageType.LOOKUP_RESULT, result))
+        elif kind is MessageType.RELAY and child is not None and child.registered:
+            writer.write(encode(MessageType.RELAY_OK, await self._relay(str(p["call"]))))
+        else:
+            self.metrics.protocol_errors.labels(reason="unexpected").inc()
+        return child
+
+    def _probe_ack(self, payload: dict[str, object]) -> bytes:
+        return encode(MessageType.PROBE_ACK, {"nonce": payload["nonce"], "sn": self.sn_id,
+                                              "load": round(self.load(), 3)})
+
+    def _join(self, user: str, writer: asyncio.StreamWriter, address: str) -> Child | None:
+        now = self.clock()
+        self._join_times = [t for t in self._join_times if t > now - 1.0] + [now]
+        if self._overloaded(now):
+            return None
+        full = len(self.children) >= self.settings.max_children
+        others = [p for p in self.peers() if p != f"{self.address}:{self.settings.port}"]
+        if full or self.admission.offer(now) == "reject":
+            self.metrics.sn_joins.labels(result="busy").inc()
+            writer.write(encode(MessageType.BUSY, {
+                "retry_after": self.settings.overload.retry_after,
+                "reason": "supernode full" if full else "too many joins",
+                "cache": others[:8]}))
+            return None
+        old = self.children.pop(user, None)
+        if old:
+            old.writer.close()
+        child = Child(user, writer, address)
+        self.children[user] = child
+        self.metrics.sn_joins.labels(result="ok").inc()
+        self.metrics.sn_children.set(len(self.children))
+        writer.write(encode(MessageType.JOIN_OK, {"sn": self.sn_id, "cache": others[:8]}))
+        return child
+
+    def _overloaded(self, now: float) -> bool:
+        """drop-role: above threshold x nominal join load for `sustain` s, quit the role."""
+        policy = self.settings.overload
+        if policy.behaviour != "drop-role":
+            return False
+        if len(self._join_times) > policy.threshold * self.settings.joins_per_second:
+            self._overloaded_since = self._overloaded_since or now
+            if now - self._overloaded_since >= policy.sustain:
+                self.metrics.sn_joins.labels(result="dropped-role").inc()
+                asyncio.get_running_loop().create_task(self._drop_role())
+                return True
+        else:
+            self._overloaded_since = None
+        return False
+
+    async def _drop_role(self) -> None:
+        await self.stop()
+        if self.on_drop_role:
+            self.on_drop_role()
+
+    # --- lookups across the supernode overlay -----------------------------------------
+    async def lookup(self, user: str, ttl: int) -> dict[str, object]:
+        child = self.children.get(user)
+        if child and child.registered:
+            return {"user": user, "found": True, "addr": child.media or child.address,
+                    "sn": f"{self.address}:{self.settings.port}"}
+        if ttl > 0:
+            answers = await asyncio.gather(*(self._ask(peer, user, ttl - 1)
+                                             for peer in self.peers()[:16]))
+            for answer in answers:
+                if answer and answer.get("found"):
+                    return answer
+        return {"user": user, "found": False}
+
+    async def _ask(self, peer: str, user: str, ttl: int) -> dict[str, object] | None:
+        host, _, port = peer.rpartition(":")
+        if f"{host}:{port}" == f"{self.address}:{self.settings.port}":
+            return None
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, (host, int(port)))
+            await loop.sock_sendall(sock, encode(MessageType.LOOKUP, {"user": user, "ttl": ttl}))
+            data = await asyncio.wait_for(loop.sock_recv(sock, 65536), 1.0)
+            frame = decode_datagram(data)
+            return frame.payload if frame.type is MessageType.LOOKUP_RESULT else None
+        except (OSError, TimeoutError, ProtocolError):
+            return None
+        finally:
+            sock.close()
+
+    # --- relays ---------------------------------------------------------------------
+    async def _relay(self, call: str) -> dict[str, object]:
+        relay = self.relays.get(call)
+        if relay is None:
+            loop = asyncio.get_running_loop()
+            relay = Relay(transport=None)  # type: ignore[arg-type]
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _RelayProtocol(relay, self.metrics), local_addr=(self.address, 0))
+            relay.transport = transport
+            self.relays[call] = relay
+        port = relay.transport.get_extra_info("sockname")[1]
+        return {"call": call, "relay": f"{self.address}:{port}"}
+
+    # --- UDP ------------------------------------------------------------------------
+    def on_datagram(self, data: bytes, source: tuple[str, int]) -> None:
+        try:
+            frame = decode_datagram(data)
+        except ProtocolError as exc:
+            self.metrics.protocol_errors.labels(reason=exc.reason).inc()
+            return
+        if self.udp is None:
+            return
+        if frame.type is MessageType.PROBE:
+            self.udp.sendto(self._probe_ack(frame.payload), source)
+        elif frame.type is MessageType.LOOKUP:
+            user = str(frame.payload["user"])
+            child = self.children.get(user)
+            found = child is not None and child.registered
+            result: dict[str, object] = {"user": user, "found": found}
+            if child and found:
+                result.update(addr=child.media or child.address,
+                              sn=f"{self.address}:{self.settings.port}")
+            self.udp.sendto(encode(MessageType.LOOKUP_RESULT, result), source)
+        else:
+            self.metrics.protocol_errors.labels(reason="unexpected").inc()
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, sn: Supernode) -> None:
+        self.sn = sn
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.sn.on_datagram(data, addr)
+
+
+class _RelayProtocol(asyncio.DatagramProtocol):
+    """Forwards every datagram from one registered end to the other."""
+
+    def __init__(self, relay: Relay, metrics: PeerMetrics) -> None:
+        self.relay = relay
+        self.metrics = metrics
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        ends = self.relay.ends
+        if addr not in ends and len(ends) < 2:
+            ends.append(addr)
+        if addr not in ends:
+            return
+        for end in ends:
+            if end != addr:
+                self.relay.transport.sendto(data, end)
+                self.metrics.relayed_bytes.inc(len(data))
+
+
+def new_call_id() -> str:
+    return uuid.uuid4().hex[:16]
