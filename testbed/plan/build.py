@@ -64,6 +64,7 @@ class _Builder:
             lab=self.topo.name, fabric_namespace=self.fabric, mgmt_namespace=self.mgmt,
             mgmt_bridge="mgmt", mgmt_bridge_address=self._mgmt_hub,
             nodes=self.nodes, segments=self.segments, veths=self.veths, bridges=self.bridges,
+            overlay=self.topo.overlay,
         )
 
     # --- L2 -------------------------------------------------------------------------

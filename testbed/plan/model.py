@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from testbed.topology.model import Node
+from testbed.topology.model import Node, OverlaySettings
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,7 @@ class NetworkPlan:
     segments: list[Segment]
     veths: list[Veth]
     bridges: list[str]  # in the fabric namespace
+    overlay: OverlaySettings | None = None
 
     def namespaces(self) -> list[str]:
         """Every namespace of the lab, node namespaces first."""

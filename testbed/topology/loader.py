@@ -72,7 +72,7 @@ def build_topology(raw: Any, source: str, overrides: Mapping[str, str]) -> Topol
     topology, more = resolve(
         name=str(name), description=str(data.get("description") or ""), source=source,
         params=params, addressing=addressing, specs=specs, top_links=top_links,
-        node_lines=node_lines,
+        node_lines=node_lines, overlay=shape.overlay if shape else None,
     )
     if more:
         raise TopologyError(_unique(more))

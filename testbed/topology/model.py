@@ -149,6 +149,64 @@ class Addressing:
 
 
 @dataclass
+class LoginCapacity:
+    """The login server's capacity: the scenario's main bottleneck knob."""
+
+    rate: float = field(default=200.0, metadata={"doc": "logins per second it processes",
+                                                 "min": 0.1, "max": 100000})
+    queue: int = field(default=200, metadata={"doc": "requests that may wait", "min": 0,
+                                              "max": 1000000})
+    when_full: Literal["busy", "stall"] = field(
+        default="busy", metadata={"doc": "busy: answer retry-after at once; stall: no answer"})
+    retry_after: float = field(default=10.0, metadata={"doc": "retry-after it tells clients",
+                                                       "unit": "duration"})
+
+
+@dataclass
+class SupernodeCapacity:
+    """Supernode eligibility and capacity (CALIBRATION.md defaults, scaled)."""
+
+    port: int = field(default=33033, metadata={"doc": "overlay TCP/UDP port (plus TCP 80, 443)",
+                                               "min": 1024, "max": 65535})
+    max_children: int = field(default=40, metadata={"doc": "clients one supernode holds",
+                                                    "min": 1, "max": 100000})
+    joins_per_second: float = field(default=20.0, metadata={"doc": "joins it accepts per second",
+                                                            "min": 0.1, "max": 100000})
+    min_uptime: float = field(default=30.0, metadata={
+        "doc": "uptime before an eligible node becomes a supernode", "unit": "duration"})
+    overload: Literal["busy", "drop-role"] = field(
+        default="busy", metadata={"doc": "busy: shed load with retry-after; drop-role: the "
+                                         "2010 self-protection"})
+    retry_after: float = field(default=10.0, metadata={"doc": "retry-after when busy",
+                                                       "unit": "duration"})
+    threshold: float = field(default=2.0, metadata={
+        "doc": "drop-role: x nominal join load that counts as overload", "min": 1, "max": 100})
+    sustain: float = field(default=10.0, metadata={
+        "doc": "drop-role: how long the overload must last", "unit": "duration"})
+
+
+@dataclass
+class OverlaySettings:
+    """The reference Skype-like overlay: `login` and `peer` nodes without a command run it."""
+
+    policy: Literal["2007", "fixed"] = field(
+        default="2007", metadata={"doc": "client retry policy: 2007 (as measured) or fixed"})
+    time_scale: float = field(default=1.0, metadata={
+        "doc": "multiply every protocol timer (0.1 runs ten times faster)", "min": 0.001,
+        "max": 100})
+    seed: int = field(default=2007, metadata={"doc": "seed for credentials, keys and jitter"})
+    sn_label: str = field(default="sn_capable", metadata={
+        "doc": "label that marks supernode-capable nodes (they must also be public)"})
+    login_port: int = field(default=443, metadata={"doc": "login server TCP port", "min": 1,
+                                                   "max": 65535})
+    metrics_port: int = field(default=9100, metadata={
+        "doc": "port of each peer's /metrics on its management address", "min": 1,
+        "max": 65535})
+    login: LoginCapacity | None = doc("login server capacity")
+    supernode: SupernodeCapacity | None = doc("supernode eligibility and capacity")
+
+
+@dataclass
 class TopologyFile:
     """A topology file: `testbed up topologies/NAME.yaml`."""
 
@@ -163,6 +221,7 @@ class TopologyFile:
     groups: dict[str, NodeSpec] | None = doc("named groups of settings; nodes join with group:")
     nodes: dict[str, NodeSpec] | None = doc("the nodes, by name")
     links: list[TopLink] | None = doc("links not declared on a node")
+    overlay: OverlaySettings | None = doc("run the reference overlay peer in login/peer nodes")
 
 
 # ---- the resolved topology (after inheritance, templates and validation) -----------------
@@ -217,6 +276,7 @@ class Topology:
     addressing: Addressing
     nodes: dict[str, Node]
     links: tuple[Link, ...]
+    overlay: OverlaySettings | None = None
 
     def nodes_of_kind(self, kind: str) -> list[Node]:
         return [n for n in self.nodes.values() if n.kind == kind]

@@ -17,6 +17,7 @@ from testbed.topology.model import (
     LinkSpec,
     Node,
     NodeSpec,
+    OverlaySettings,
     Topology,
     TopLink,
 )
@@ -27,8 +28,8 @@ SECTIONS = ("nat", "firewall", "proxy", "lan_pool", "command", "env")
 
 def resolve(*, name: str, description: str, source: str, params: Mapping[str, Any],
             addressing: Addressing, specs: Mapping[str, tuple[NodeSpec, int | None]],
-            top_links: list[TopLink], node_lines: Mapping[str, int | None]
-            ) -> tuple[Topology, list[Problem]]:
+            top_links: list[TopLink], node_lines: Mapping[str, int | None],
+            overlay: OverlaySettings | None = None) -> tuple[Topology, list[Problem]]:
     registry = default_registry()
     problems: list[Problem] = []
 
@@ -110,7 +111,7 @@ def resolve(*, name: str, description: str, source: str, params: Mapping[str, An
     problems.extend(_uplink_loops(nodes, source))
     topology = Topology(name=name, description=description, source=source,
                         params=dict(params), addressing=addressing, nodes=nodes,
-                        links=tuple(links))
+                        links=tuple(links), overlay=overlay)
     if not problems:
         for node in nodes.values():
             problems.extend(registry.get(node.kind).validate(node, topology))

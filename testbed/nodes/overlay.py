@@ -1,0 +1,103 @@
+"""Provisioning of the reference overlay peer: one PeerConfig per login/peer node.
+
+Credentials and the login server's key pair derive from the lab name and the overlay
+seed, so the same topology always gets the same lab (and nothing secret is stored
+anywhere but in the lab's own state directory).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import sys
+
+from testbed.nodes.base import ServiceSpec
+from testbed.peer.auth import TokenSigner
+from testbed.peer.config import PeerConfig
+from testbed.plan.model import NetworkPlan, PlannedNode
+from testbed.topology.model import LoginCapacity, OverlaySettings, SupernodeCapacity
+
+CONFIG_NAME = "peer.json"
+
+
+def peer_service() -> ServiceSpec:
+    return ServiceSpec("peer", (sys.executable, "-m", "testbed", "peer", "--config",
+                                "{state_dir}/" + CONFIG_NAME))
+
+
+def _secret(plan: NetworkPlan, overlay: OverlaySettings, what: str) -> bytes:
+    return hashlib.sha256(f"{plan.lab}:{overlay.seed}:{what}".encode()).digest()
+
+
+def password_of(plan: NetworkPlan, overlay: OverlaySettings, user: str) -> str:
+    return hmac.new(_secret(plan, overlay, "passwords"), user.encode(),
+                    hashlib.sha256).hexdigest()[:24]
+
+
+def signer_of(plan: NetworkPlan, overlay: OverlaySettings) -> TokenSigner:
+    return TokenSigner.from_bytes(_secret(plan, overlay, "login-key"))
+
+
+def is_supernode_capable(node: PlannedNode, overlay: OverlaySettings) -> bool:
+    """Eligible: labelled so, and public (no NAT, no proxy in the way)."""
+    return bool(node.node.labels.get(overlay.sn_label)) and node.realm == "public"
+
+
+def login_address(plan: NetworkPlan, overlay: OverlaySettings) -> str:
+    for node in plan.nodes.values():
+        if node.kind == "login" and node.node.command is None and node.primary_address():
+            return f"{node.primary_address()}:{overlay.login_port}"
+    return ""
+
+
+def proxy_for(node: PlannedNode, plan: NetworkPlan) -> str | None:
+    """The HTTP proxy a node behind a proxy-only firewall must tunnel through."""
+    for gateway in plan.nodes.values():
+        fw = gateway.node.firewall
+        if (gateway.inner_realm == node.realm or gateway.name == _gateway_name(node)) and fw \
+                and fw.egress == "proxy-only" and fw.proxy and fw.proxy in plan.nodes:
+            proxy = plan.nodes[fw.proxy]
+            port = proxy.node.proxy.port if proxy.node.proxy else 8888
+            return f"{proxy.primary_address()}:{port}"
+    return None
+
+
+def _gateway_name(node: PlannedNode) -> str | None:
+    return node.node.uplink
+
+
+def peer_config(node: PlannedNode, plan: NetworkPlan, overlay: OverlaySettings) -> PeerConfig:
+    login = overlay.login or LoginCapacity()
+    sn = overlay.supernode or SupernodeCapacity()
+    supernodes = sorted(n.name for n in plan.nodes.values()
+                        if n.kind == "peer" and n.node.command is None
+                        and is_supernode_capable(n, overlay))
+    addresses = [f"{plan.nodes[n].primary_address()}:{sn.port}" for n in supernodes]
+    shift = (node.node.index or sum(node.name.encode())) % max(1, len(addresses))
+    signer = signer_of(plan, overlay)
+    common = dict(
+        node=node.name, address=node.primary_address() or "", state_dir=".",
+        login_server=login_address(plan, overlay), public_key=signer.public_bytes().hex(),
+        mgmt_address=(node.mgmt_address or "").split("/")[0],
+        metrics_port=overlay.metrics_port, policy=overlay.policy,
+        time_scale=overlay.time_scale, seed=overlay.seed + (node.node.index or 0),
+    )
+    if node.kind == "login":
+        users = {n.name: password_of(plan, overlay, n.name) for n in plan.nodes.values()
+                 if n.kind == "peer" and n.node.command is None}
+        capacity = {"rate": login.rate, "queue": login.queue, "when_full": login.when_full,
+                    "retry_after": login.retry_after * overlay.time_scale}
+        return PeerConfig(role="login", signing_key=signer.private_bytes().hex(),
+                          users=users, login=capacity, **common)  # type: ignore[arg-type]
+    return PeerConfig(
+        role="peer", user=node.name, password=password_of(plan, overlay, node.name),
+        bootstrap=addresses[shift:] + addresses[:shift],
+        sn_capable=is_supernode_capable(node, overlay),
+        min_uptime=sn.min_uptime, proxy=proxy_for(node, plan),
+        supernode={"port": sn.port, "max_children": sn.max_children,
+                   "joins_per_second": sn.joins_per_second,
+                   "overload": {"behaviour": sn.overload,
+                                "retry_after": sn.retry_after * overlay.time_scale,
+                                "threshold": sn.threshold,
+                                "sustain": sn.sustain * overlay.time_scale}},
+        **common)  # type: ignore[arg-type]

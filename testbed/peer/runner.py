@@ -1,0 +1,83 @@
+"""Runs one reference peer process from its config: login server, or a node that is a
+client and, when eligible and up long enough, also a supernode.
+
+A supernode-capable node (public address, no NAT or proxy: decided by the testbed from
+the topology) is promoted after `min_uptime`; a supernode that drops its role under
+overload (2010) carries on as a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+from pathlib import Path
+
+from testbed.peer.auth import TokenSigner, TokenVerifier
+from testbed.peer.client import Client
+from testbed.peer.config import PeerConfig
+from testbed.peer.hostcache import HostCache
+from testbed.peer.login_server import LoginServer
+from testbed.peer.metrics import PeerMetrics
+from testbed.peer.policies import policy_named
+from testbed.peer.supernode import Supernode
+
+log = logging.getLogger("testbed.peer")
+
+
+async def run_login(config: PeerConfig, metrics: PeerMetrics) -> None:
+    signer = TokenSigner.from_bytes(bytes.fromhex(config.signing_key))
+    server = LoginServer(config.users, signer, config.login_settings(), metrics)
+    port = int(config.login_server.rpartition(":")[2])
+    await server.serve(config.address, port)
+    log.info("login server on %s:%s", config.address, port)
+    await asyncio.Event().wait()
+
+
+async def run_node(config: PeerConfig, metrics: PeerMetrics) -> None:
+    settings = config.supernode_settings()
+    policy = policy_named(config.policy).with_time_scale(config.time_scale)
+    cache = HostCache(Path(config.state_dir) / "hostcache.json", config.bootstrap)
+    rng = random.Random(config.seed)
+    client = Client(user=config.user, password=config.password,
+                    login_server=config.login_server, cache=cache, policy=policy,
+                    metrics=metrics, rng=rng, proxy=config.proxy)
+    if not config.sn_capable:
+        await client.run()
+        return
+    dropped = asyncio.Event()
+    supernode = Supernode(config.node, config.address,
+                          TokenVerifier(bytes.fromhex(config.public_key)), settings, metrics,
+                          peers=lambda: cache.entries, on_drop_role=dropped.set)
+    await asyncio.sleep(config.min_uptime * config.time_scale)
+    await supernode.start()
+    log.info("promoted to supernode on %s:%s", config.address, settings.port)
+    await dropped.wait()
+    log.info("dropped the supernode role under overload; carrying on as a client")
+    await client.run()
+
+
+def main(config_path: Path) -> int:
+    config = PeerConfig.load(config_path)
+    logging.basicConfig(level=logging.INFO,
+                        format=f"%(asctime)s {config.node} %(levelname)s %(message)s")
+    metrics = PeerMetrics(config.node)
+    if config.mgmt_address:
+        metrics.serve(config.mgmt_address, config.metrics_port)
+    role = run_login if config.role == "login" else run_node
+
+    async def guarded() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        task = asyncio.create_task(role(config, metrics))
+        await asyncio.wait([task, asyncio.create_task(stop.wait())],
+                           return_when=asyncio.FIRST_COMPLETED)
+        if task.done() and task.exception():
+            raise task.exception()  # type: ignore[misc]
+        task.cancel()
+
+    asyncio.run(guarded())
+    return 0
