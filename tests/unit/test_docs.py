@@ -6,14 +6,24 @@ import dataclasses
 import re
 from pathlib import Path
 
-from testbed.topology.model import Addressing, LinkSpec, NodeSpec, TopLink, TopologyFile
+from testbed.topology.model import (
+    Addressing,
+    LinkSpec,
+    LoginCapacity,
+    NodeSpec,
+    OverlaySettings,
+    SupernodeCapacity,
+    TopLink,
+    TopologyFile,
+)
 from tests.conftest import REPO, run_cli
 
 
 def test_every_topology_field_is_documented() -> None:
     text = (REPO / "docs" / "topology.md").read_text()
     documented = set(re.findall(r"`([a-z_]+)`", text))
-    for cls in (TopologyFile, NodeSpec, LinkSpec, TopLink, Addressing):
+    for cls in (TopologyFile, NodeSpec, LinkSpec, TopLink, Addressing, OverlaySettings,
+                LoginCapacity, SupernodeCapacity):
         for field in dataclasses.fields(cls):
             assert field.name in documented, f"{cls.__name__}.{field.name} is not in docs"
 
