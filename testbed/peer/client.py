@@ -13,10 +13,12 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from testbed.peer.auth import login_proof
 from testbed.peer.hostcache import HostCache
+from testbed.peer.media import MediaSocket, Stream
 from testbed.peer.metrics import PeerMetrics
 from testbed.peer.policies import RetryBudget, RetryPolicy, Transport
 from testbed.peer.wire import (
@@ -29,6 +31,7 @@ from testbed.peer.wire import (
 )
 
 KEEPALIVE_INTERVAL = 5.0
+PUNCH_SECONDS = 2.0  # direct media must arrive within this, else relay
 TCP_PORTS: dict[Transport, int | None] = {"tcp": None, "tcp80": 80, "tcp443": 443}
 
 
@@ -41,15 +44,26 @@ class Attempt:
 
 
 class Connection:
+    """A framed TCP connection. Once attached, a reader task routes unsolicited CALLs to
+    a handler and everything else to whoever waits in request()."""
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self.decoder = StreamDecoder()
         self.frames: list[Frame] = []
+        self.replies: asyncio.Queue[Frame | None] | None = None
+        self.lock = asyncio.Lock()
 
     async def request(self, message: bytes, timeout: float) -> Frame:
-        self.writer.write(message)
-        await self.writer.drain()
-        return await asyncio.wait_for(self.next_frame(), timeout)
+        async with self.lock:
+            self.writer.write(message)
+            await self.writer.drain()
+            if self.replies is None:
+                return await asyncio.wait_for(self.next_frame(), timeout)
+            frame = await asyncio.wait_for(self.replies.get(), timeout)
+            if frame is None:
+                raise ConnectionError("closed by peer")
+            return frame
 
     async def next_frame(self) -> Frame:
         while not self.frames:
@@ -59,6 +73,27 @@ class Connection:
             self.frames.extend(self.decoder.feed(data))
         return self.frames.pop(0)
 
+    def dispatch(self, on_call: Callable[[Frame], None]) -> asyncio.Task[None]:
+        self.replies = asyncio.Queue()
+
+        async def read() -> None:
+            assert self.replies is not None
+            try:
+                while True:
+                    frame = await self.next_frame()
+                    if frame.type is MessageType.CALL:
+                        on_call(frame)
+                    else:
+                        self.replies.put_nowait(frame)
+            except (OSError, ConnectionError, ProtocolError):
+                self.replies.put_nowait(None)
+
+        return asyncio.get_running_loop().create_task(read())
+
+    def send(self, message: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(message)
+
     def close(self) -> None:
         self.writer.close()
 
@@ -66,7 +101,7 @@ class Connection:
 class Client:
     def __init__(self, *, user: str, password: str, login_server: str, cache: HostCache,
                  policy: RetryPolicy, metrics: PeerMetrics, rng: random.Random,
-                 proxy: str | None = None) -> None:
+                 proxy: str | None = None, address: str = "0.0.0.0") -> None:
         self.user, self.password = user, password
         self.login_server = login_server
         self.cache = cache
@@ -75,12 +110,19 @@ class Client:
         self.rng = rng
         self.proxy = proxy
         self.budget = RetryBudget(policy)
+        self.address = address
         self.attached: Connection | None = None
         self.attached_to: str | None = None
+        self.media: MediaSocket | None = None
+        self.media_seen = ""
+        self._reader: asyncio.Task[None] | None = None
+        self._calls: set[asyncio.Task[dict[str, object]]] = set()
         metrics.set_role("client")
         metrics.host_cache.set(len(cache.entries))
 
     async def run(self) -> None:
+        if self.media is None and not self.proxy:
+            self.media = await MediaSocket.open(self.address)
         while True:
             await self.login()
             await self.stay_attached()
@@ -212,8 +254,10 @@ class Client:
             if isinstance(token, Attempt):
                 conn.close()
                 return token
-            registered = await conn.request(encode(MessageType.REGISTER, {"token": token}),
-                                            timeout)
+            self.media_seen = await self._media_mapping(sn)
+            registered = await conn.request(
+                encode(MessageType.REGISTER, {"token": token, "media": self.media_seen}),
+                timeout)
             if registered.type is not MessageType.REGISTERED:
                 conn.close()
                 return Attempt("refused")
@@ -221,7 +265,17 @@ class Client:
             conn.close()
             return Attempt("timeout")
         self.attached, self.attached_to = conn, sn
+        self._reader = conn.dispatch(self._on_call)
         return conn
+
+    async def _media_mapping(self, sn: str) -> str:
+        """The media socket's public address, as the supernode sees it."""
+        if self.media is None:
+            return ""
+        nonce = uuid.uuid4().hex
+        ack = await self.media.ask(sn, MessageType.PROBE, {"nonce": nonce},
+                                   MessageType.PROBE_ACK, nonce, self.policy.probe_timeout)
+        return str(ack.payload.get("seen") or "") if ack else ""
 
     def _learn(self, reply: Frame) -> None:
         """JOIN_OK and BUSY carry other supernodes' addresses: remember them."""
@@ -272,6 +326,8 @@ class Client:
         finally:
             conn.close()
             self.attached = None
+            if self._reader:
+                self._reader.cancel()
 
     async def lookup(self, user: str) -> dict[str, object] | None:
         if self.attached is None:
@@ -279,3 +335,75 @@ class Client:
         reply = await self.attached.request(encode(MessageType.LOOKUP, {"user": user, "ttl": 1}),
                                             5.0)
         return reply.payload if reply.type is MessageType.LOOKUP_RESULT else None
+
+    # --- calls ----------------------------------------------------------------------
+    def _punch(self) -> float:
+        return max(0.5, PUNCH_SECONDS * self.policy.probe_timeout / 5.0)
+
+    async def call(self, user: str, seconds: float) -> dict[str, object]:
+        """Call `user`: signal through its supernode, media direct or else relayed."""
+        if self.media is None or self.attached is None:
+            self.metrics.calls_failed.labels(reason="offline").inc()
+            return {"ok": False, "reason": "offline"}
+        found = await self.lookup(user)
+        if not found or not found.get("found"):
+            self.metrics.calls_failed.labels(reason="not-found").inc()
+            return {"ok": False, "reason": "not-found"}
+        callee_sn = str(found["sn"])
+        call = uuid.uuid4().hex[:16]
+        ok = await self.media.ask(callee_sn, MessageType.CALL, {
+            "call": call, "from": self.user, "to": user, "media": self.media_seen},
+            MessageType.CALL_OK, call, self.policy.probe_timeout)
+        if ok is None:
+            self.metrics.calls_failed.labels(reason="no-answer").inc()
+            return {"ok": False, "reason": "no-answer"}
+        relay = asyncio.get_running_loop().create_task(self._relay_via_datagram(callee_sn, call,
+                                                                                user))
+        stream = await self.media.stream(call, [str(ok.payload["media"])], seconds,
+                                         self._punch(), relay)
+        return self._report(stream)
+
+    def _on_call(self, frame: Frame) -> None:
+        task = asyncio.get_running_loop().create_task(self._answer_call(frame))
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+
+    async def _answer_call(self, frame: Frame, seconds: float = 3600.0) -> dict[str, object]:
+        p = frame.payload
+        call = str(p["call"])
+        conn = self.attached
+        if self.media is None or conn is None:
+            return {"ok": False}
+        conn.send(encode(MessageType.CALL_OK, {"call": call, "media": self.media_seen}))
+        relay = asyncio.get_running_loop().create_task(self._relay_via_supernode(call))
+        targets = [str(p.get("media") or ""), str(p.get("seen") or "")]
+        stream = await self.media.stream(call, targets, float(p.get("seconds") or seconds),
+                                         self._punch(), relay)
+        return self._report(stream)
+
+    async def _relay_via_datagram(self, sn: str, call: str, to: str) -> str | None:
+        assert self.media is not None
+        await asyncio.sleep(self._punch())
+        ok = await self.media.ask(sn, MessageType.RELAY, {"call": call, "to": to},
+                                  MessageType.RELAY_OK, call, self.policy.probe_timeout)
+        return str(ok.payload["relay"]) if ok else None
+
+    async def _relay_via_supernode(self, call: str) -> str | None:
+        await asyncio.sleep(self._punch())
+        if self.attached is None:
+            return None
+        try:
+            ok = await self.attached.request(encode(MessageType.RELAY, {"call": call,
+                                                                        "to": ""}), 5.0)
+        except (OSError, TimeoutError, ConnectionError):
+            return None
+        return str(ok.payload["relay"]) if ok.type is MessageType.RELAY_OK else None
+
+    def _report(self, stream: Stream) -> dict[str, object]:
+        sent, received, relayed = stream.sent, stream.received, stream.relayed
+        if received:
+            self.metrics.calls.labels(path="relayed" if relayed else "direct").inc()
+        else:
+            self.metrics.calls_failed.labels(reason="no-media").inc()
+        return {"ok": bool(received), "path": "relayed" if relayed else "direct",
+                "sent": sent, "received": received}

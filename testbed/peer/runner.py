@@ -12,11 +12,13 @@ import asyncio
 import logging
 import random
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from testbed.peer.auth import TokenSigner, TokenVerifier
 from testbed.peer.client import Client
 from testbed.peer.config import PeerConfig
+from testbed.peer.control import ControlServer
 from testbed.peer.hostcache import HostCache
 from testbed.peer.login_server import LoginServer
 from testbed.peer.metrics import PeerMetrics
@@ -42,7 +44,10 @@ async def run_node(config: PeerConfig, metrics: PeerMetrics) -> None:
     rng = random.Random(config.seed)
     client = Client(user=config.user, password=config.password,
                     login_server=config.login_server, cache=cache, policy=policy,
-                    metrics=metrics, rng=rng, proxy=config.proxy)
+                    metrics=metrics, rng=rng, proxy=config.proxy, address=config.address)
+    supernode: Supernode | None = None
+    if config.mgmt_address:
+        await _control(config, client, lambda: supernode)
     if not config.sn_capable:
         await client.run()
         return
@@ -52,10 +57,32 @@ async def run_node(config: PeerConfig, metrics: PeerMetrics) -> None:
                           peers=lambda: cache.entries, on_drop_role=dropped.set)
     await asyncio.sleep(config.min_uptime * config.time_scale)
     await supernode.start()
+    client.metrics.logged_in.set(1)
     log.info("promoted to supernode on %s:%s", config.address, settings.port)
     await dropped.wait()
     log.info("dropped the supernode role under overload; carrying on as a client")
     await client.run()
+
+
+async def _control(config: PeerConfig, client: Client,
+                   supernode: Callable[[], Supernode | None]) -> None:
+    async def status(query: dict[str, str]) -> dict[str, object]:
+        sn = supernode()
+        return {"node": config.node, "user": client.user,
+                "logged_in": client.attached is not None or bool(sn and sn.active),
+                "attached_to": client.attached_to if client.attached else None,
+                "supernode": bool(sn and sn.active),
+                "children": len(sn.children) if sn else 0,
+                "media": client.media_seen, "host_cache": client.cache.entries}
+
+    async def lookup(query: dict[str, str]) -> dict[str, object]:
+        return await client.lookup(query["user"]) or {"found": False}
+
+    async def call(query: dict[str, str]) -> dict[str, object]:
+        return await client.call(query["to"], float(query.get("seconds", "3")))
+
+    server = ControlServer({"/status": status, "/lookup": lookup, "/call": call})
+    await server.serve(config.mgmt_address, config.metrics_port + 1)
 
 
 def main(config_path: Path) -> int:

@@ -80,6 +80,7 @@ class Supernode:
         self.udp: asyncio.DatagramTransport | None = None
         self._overloaded_since: float | None = None
         self._join_times: list[float] = []
+        self._callers: dict[str, tuple[str, int]] = {}
         self.active = False
 
     # --- lifecycle ------------------------------------------------------------------
@@ -137,7 +138,7 @@ class Supernode:
                       address: str) -> Child | None:
         kind, p = frame.type, frame.payload
         if kind is MessageType.PROBE:
-            writer.write(self._probe_ack(p))
+            writer.write(self._probe_ack(p, address))
         elif kind is MessageType.JOIN and child is None:
             return self._join(str(p["user"]), writer, address)
         elif kind is MessageType.REGISTER and child is not None:
@@ -157,13 +158,16 @@ class Supernode:
             writer.write(encode(MessageType.LOOKUP_RESULT, result))
         elif kind is MessageType.RELAY and child is not None and child.registered:
             writer.write(encode(MessageType.RELAY_OK, await self._relay(str(p["call"]))))
+        elif kind is MessageType.CALL_OK and child is not None and child.registered:
+            self._answer_caller(p)
         else:
             self.metrics.protocol_errors.labels(reason="unexpected").inc()
         return child
 
-    def _probe_ack(self, payload: dict[str, object]) -> bytes:
+    def _probe_ack(self, payload: dict[str, object], seen: str = "") -> bytes:
+        """Like STUN, tell the prober which address:port its packets come from."""
         return encode(MessageType.PROBE_ACK, {"nonce": payload["nonce"], "sn": self.sn_id,
-                                              "load": round(self.load(), 3)})
+                                              "load": round(self.load(), 3), "seen": seen})
 
     def _join(self, user: str, writer: asyncio.StreamWriter, address: str) -> Child | None:
         now = self.clock()
@@ -254,6 +258,27 @@ class Supernode:
         port = relay.transport.get_extra_info("sockname")[1]
         return {"call": call, "relay": f"{self.address}:{port}"}
 
+    # --- call signalling: caller -> callee's SN (UDP) -> callee (TCP) and back ----------
+    def _forward_call(self, payload: dict[str, object], source: tuple[str, int]) -> None:
+        callee = self.children.get(str(payload["to"]))
+        if callee is None or not callee.registered:
+            self.metrics.calls_failed.labels(reason="callee-offline").inc()
+            return
+        self._callers[str(payload["call"])] = source
+        forwarded = {**payload, "seen": f"{source[0]}:{source[1]}"}
+        callee.writer.write(encode(MessageType.CALL, forwarded))
+
+    def _answer_caller(self, payload: dict[str, object]) -> None:
+        caller = self._callers.pop(str(payload["call"]), None)
+        if caller and self.udp:
+            self.udp.sendto(encode(MessageType.CALL_OK, payload), caller)
+
+    async def _relay_by_datagram(self, payload: dict[str, object],
+                                 source: tuple[str, int]) -> None:
+        answer = await self._relay(str(payload["call"]))
+        if self.udp:
+            self.udp.sendto(encode(MessageType.RELAY_OK, answer), source)
+
     # --- UDP ------------------------------------------------------------------------
     def on_datagram(self, data: bytes, source: tuple[str, int]) -> None:
         try:
@@ -264,7 +289,11 @@ class Supernode:
         if self.udp is None:
             return
         if frame.type is MessageType.PROBE:
-            self.udp.sendto(self._probe_ack(frame.payload), source)
+            self.udp.sendto(self._probe_ack(frame.payload, f"{source[0]}:{source[1]}"), source)
+        elif frame.type is MessageType.CALL:
+            self._forward_call(frame.payload, source)
+        elif frame.type is MessageType.RELAY:
+            asyncio.get_running_loop().create_task(self._relay_by_datagram(frame.payload, source))
         elif frame.type is MessageType.LOOKUP:
             user = str(frame.payload["user"])
             child = self.children.get(user)
