@@ -81,6 +81,7 @@ class Supernode:
         self._overloaded_since: float | None = None
         self._join_times: list[float] = []
         self._callers: dict[str, tuple[str, int]] = {}
+        self._relay_ports: dict[str, asyncio.Future[int]] = {}
         self.active = False
 
     # --- lifecycle ------------------------------------------------------------------
@@ -107,6 +108,7 @@ class Supernode:
             relay.transport.close()
         self.children.clear()
         self.relays.clear()
+        self._relay_ports.clear()
         self.servers.clear()
         self.metrics.sn_children.set(0)
 
@@ -247,15 +249,18 @@ class Supernode:
 
     # --- relays ---------------------------------------------------------------------
     async def _relay(self, call: str) -> dict[str, object]:
-        relay = self.relays.get(call)
-        if relay is None:
-            loop = asyncio.get_running_loop()
+        """One relay per call, even when both ends ask at the same moment."""
+        pending = self._relay_ports.get(call)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            self._relay_ports[call] = pending
             relay = Relay(transport=None)  # type: ignore[arg-type]
-            transport, _ = await loop.create_datagram_endpoint(
+            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
                 lambda: _RelayProtocol(relay, self.metrics), local_addr=(self.address, 0))
             relay.transport = transport
             self.relays[call] = relay
-        port = relay.transport.get_extra_info("sockname")[1]
+            pending.set_result(transport.get_extra_info("sockname")[1])
+        port = await pending
         return {"call": call, "relay": f"{self.address}:{port}"}
 
     # --- call signalling: caller -> callee's SN (UDP) -> callee (TCP) and back ----------
