@@ -195,8 +195,8 @@ class Client:
                 return result
             self.metrics.login_failures.labels(reason=result.reason).inc()
             last = result
-            if result.reason == "busy":
-                return result  # the supernode answered: no point in other transports
+            if result.reason != "timeout":
+                return result  # this transport got through: trying others would not help
         return last
 
     async def _udp_probe(self, host: str, port: int) -> bool:
@@ -295,7 +295,7 @@ class Client:
         except (OSError, TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             return Attempt("login-timeout")
         try:
-            reply = await conn.request(message, self.policy.probe_timeout)
+            reply = await conn.request(message, self.policy.login_timeout)
         except (OSError, TimeoutError, ConnectionError, ProtocolError):
             return Attempt("login-timeout")
         finally:

@@ -9,7 +9,9 @@ the two behaviours the outage analysis compares.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -41,6 +43,8 @@ class LoginServer:
         self.admission = Admission(rate=settings.rate, queue_max=settings.queue)
         self.replays = ReplayGuard()
         self.waiting: asyncio.Queue[tuple[Frame, asyncio.StreamWriter]] = asyncio.Queue()
+        self._refused: deque[float] = deque()
+        self.rng = random.Random(0)
         metrics.set_role("login")
 
     async def serve(self, host: str, port: int) -> asyncio.Server:
@@ -74,7 +78,7 @@ class LoginServer:
             self.metrics.server_queue.set(self.admission.queued)
         elif self.settings.when_full == "busy":
             self.metrics.server_requests.labels(result="busy").inc()
-            _send(writer, encode(MessageType.BUSY, {"retry_after": self.settings.retry_after,
+            _send(writer, encode(MessageType.BUSY, {"retry_after": self._retry_after(),
                                                     "reason": "login server full"}))
         else:
             self.metrics.server_requests.labels(result="stalled").inc()
@@ -82,13 +86,29 @@ class LoginServer:
     async def _drain_queue(self) -> None:
         while True:
             frame, writer = await self.waiting.get()
+            if writer.is_closing():  # the client gave up while waiting: skip it
+                self.admission.abandon()
+                self.metrics.server_requests.labels(result="abandoned").inc()
+                self.metrics.server_queue.set(self.admission.queued)
+                continue
             while not self.admission.take_turn(self.clock()):
                 await asyncio.sleep(self.admission.wait_for_turn(self.clock()))
             self.metrics.server_queue.set(self.admission.queued)
-            if writer.is_closing():
-                self.metrics.server_requests.labels(result="abandoned").inc()
-                continue
             self._answer(frame, writer)
+
+    def _retry_after(self) -> float:
+        """Spread the refused clients' retries over the time needed to serve them.
+
+        The clients turned away during the last `retry_after` seconds estimate the backlog;
+        each gets a retry time drawn from [retry_after, retry_after + backlog / rate].
+        """
+        now = self.clock()
+        window = self.settings.retry_after
+        self._refused.append(now)
+        while self._refused and self._refused[0] < now - window:
+            self._refused.popleft()
+        spread = len(self._refused) / self.settings.rate
+        return round(window + self.rng.uniform(0, spread), 3)
 
     def _answer(self, frame: Frame, writer: asyncio.StreamWriter) -> None:
         p = frame.payload

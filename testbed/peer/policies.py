@@ -23,6 +23,7 @@ class RetryPolicy:
     name: str
     parallel_probes: int = 1  # host-cache entries tried at once
     probe_timeout: float = 5.0  # wait for an answer to one probe
+    login_timeout: float = 20.0  # wait for the login server's answer
     round_wait: float = 6.0  # pause after a failed round
     max_rounds: int | None = None  # None: never give up (clients were told to stay on)
     transports: tuple[Transport, ...] = MEASURED_TRANSPORTS
@@ -52,6 +53,7 @@ class RetryPolicy:
     def with_time_scale(self, scale: float) -> RetryPolicy:
         """Compress every duration by `scale` (scenarios may run time faster)."""
         return replace(self, probe_timeout=self.probe_timeout * scale,
+                       login_timeout=self.login_timeout * scale,
                        round_wait=self.round_wait * scale,
                        backoff_base=self.backoff_base * scale,
                        backoff_cap=self.backoff_cap * scale,
