@@ -1,14 +1,15 @@
 """Prometheus metrics of one peer process, in its own registry (no global state).
 
-Served on the node's management address only, so scrapes never cross the emulated
-network. Names are shared by every role; a label or the `role` gauge tells them apart.
+Served on the node's management address only (by the peer's control endpoint), so
+scrapes never cross the emulated network. Names are shared by every role; a label or
+the `role` gauge tells them apart.
 """
 
 from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 ROLES = ("client", "supernode", "login")
 
@@ -61,6 +62,6 @@ class PeerMetrics:
         for name in ROLES:
             self.role.labels(role=name).set(1 if name == role else 0)
 
-    def serve(self, address: str, port: int) -> None:
-        """Expose /metrics on the management address (a daemon thread)."""
-        start_http_server(port, addr=address, registry=self.registry)
+    def exposition(self) -> str:
+        """The Prometheus text format of this process's metrics."""
+        return generate_latest(self.registry).decode()

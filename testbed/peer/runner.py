@@ -18,7 +18,7 @@ from pathlib import Path
 from testbed.peer.auth import TokenSigner, TokenVerifier
 from testbed.peer.client import Client
 from testbed.peer.config import PeerConfig
-from testbed.peer.control import ControlServer
+from testbed.peer.control import ControlServer, Handler
 from testbed.peer.hostcache import HostCache
 from testbed.peer.login_server import LoginServer
 from testbed.peer.metrics import PeerMetrics
@@ -31,6 +31,8 @@ log = logging.getLogger("testbed.peer")
 async def run_login(config: PeerConfig, metrics: PeerMetrics) -> None:
     signer = TokenSigner.from_bytes(bytes.fromhex(config.signing_key))
     server = LoginServer(config.users, signer, config.login_settings(), metrics)
+    if config.mgmt_address:
+        await _control(config, metrics, None, lambda: None)
     port = int(config.login_server.rpartition(":")[2])
     await server.serve(config.address, port)
     log.info("login server on %s:%s", config.address, port)
@@ -47,7 +49,7 @@ async def run_node(config: PeerConfig, metrics: PeerMetrics) -> None:
                     metrics=metrics, rng=rng, proxy=config.proxy, address=config.address)
     supernode: Supernode | None = None
     if config.mgmt_address:
-        await _control(config, client, lambda: supernode)
+        await _control(config, metrics, client, lambda: supernode)
     if not config.sn_capable:
         await client.run()
         return
@@ -64,8 +66,21 @@ async def run_node(config: PeerConfig, metrics: PeerMetrics) -> None:
     await client.run()
 
 
-async def _control(config: PeerConfig, client: Client,
+async def _control(config: PeerConfig, metrics: PeerMetrics, client: Client | None,
                    supernode: Callable[[], Supernode | None]) -> None:
+    """/metrics for every role; status, lookup and call for nodes."""
+
+    async def exposition(query: dict[str, str]) -> str:
+        return metrics.exposition()
+
+    routes: dict[str, Handler] = {"/metrics": exposition}
+    if client is not None:
+        routes.update(_node_routes(config, client, supernode))
+    await ControlServer(routes).serve(config.mgmt_address, config.metrics_port)
+
+
+def _node_routes(config: PeerConfig, client: Client,
+                 supernode: Callable[[], Supernode | None]) -> dict[str, Handler]:
     async def status(query: dict[str, str]) -> dict[str, object]:
         sn = supernode()
         return {"node": config.node, "user": client.user,
@@ -81,8 +96,7 @@ async def _control(config: PeerConfig, client: Client,
     async def call(query: dict[str, str]) -> dict[str, object]:
         return await client.call(query["to"], float(query.get("seconds", "3")))
 
-    server = ControlServer({"/status": status, "/lookup": lookup, "/call": call})
-    await server.serve(config.mgmt_address, config.metrics_port + 1)
+    return {"/status": status, "/lookup": lookup, "/call": call}
 
 
 def main(config_path: Path) -> int:
@@ -90,8 +104,6 @@ def main(config_path: Path) -> int:
     logging.basicConfig(level=logging.INFO,
                         format=f"%(asctime)s {config.node} %(levelname)s %(message)s")
     metrics = PeerMetrics(config.node)
-    if config.mgmt_address:
-        metrics.serve(config.mgmt_address, config.metrics_port)
     role = run_login if config.role == "login" else run_node
 
     async def guarded() -> None:

@@ -45,7 +45,7 @@ def control(lab: RunningLab, node: str, path: str, timeout: float = 20) -> dict[
     mgmt = (lab.plan.nodes[node].mgmt_address or "").split("/")[0]
     result = subprocess.run(
         ["ip", "netns", "exec", lab.plan.mgmt_namespace, "curl", "-s", "-m", str(timeout),
-         f"http://{mgmt}:9101{path}"], capture_output=True, text=True, timeout=timeout + 5)
+         f"http://{mgmt}:9100{path}"], capture_output=True, text=True, timeout=timeout + 5)
     return json.loads(result.stdout) if result.stdout else {}
 
 
