@@ -38,11 +38,11 @@ def parse_bandwidth(text: object) -> int:
     value, unit = _split(text, BANDWIDTH_HELP)
     low = unit.lower()
     if low.endswith("bps") or low in {"k", "m", "g", "kb", "mb", "gb"}:
+        number = str(text).strip()[: len(str(text).strip()) - len(unit)].strip()
+        prefix = {"k": "k", "m": "M", "g": "G"}.get(low[0], "")
         raise UnitError(
-            f"{text!r} is ambiguous (tc reads 'bps' as bytes per second); "
-            f"write bits per second, e.g. {value:g}{unit[0].upper() if unit else ''}bit"
-            if unit
-            else f"expected {BANDWIDTH_HELP}, got {text!r}"
+            f"{text!r} is ambiguous (bits or bytes? tc reads 'bps' as bytes per second); "
+            f"write bits per second, e.g. {number}{prefix}bit"
         )
     if low not in _BANDWIDTH_UNITS:
         raise UnitError(f"expected {BANDWIDTH_HELP}, got {text!r}")

@@ -31,7 +31,15 @@ def prefix_for(members: int, realm_is_public: bool, is_switch: bool) -> int:
 
 def allocate_realm(realm: str, pool_text: str, segments: list[Segment],
                    nodes: dict[str, PlannedNode], source: str, report: Report,
-                   skip_first: bool) -> None:
+                   skip_first: bool, line_of: Callable[[str], int | None] | None = None
+                   ) -> None:
+    """`line_of` finds the line of a key path, so pinning mistakes point at the `ip:`."""
+
+    def problem(message: str, node: str, iface: Interface | None = None) -> Problem:
+        path = (iface.pin if iface else None) or f"nodes.{node}"
+        line = line_of(path) if line_of else None
+        return Problem(message, source, line or nodes[node].node.line, path)
+
     pool = ipaddress.ip_network(pool_text)
     used: dict[ipaddress.IPv4Address, str] = {}
     taken: list[ipaddress.IPv4Network] = []
@@ -39,27 +47,32 @@ def allocate_realm(realm: str, pool_text: str, segments: list[Segment],
     for seg in segments:
         pinned = [(node, iface) for node, iface in seg.members
                   if _iface(nodes, node, iface).address]
-        for node, iface in pinned:
-            addr = ipaddress.ip_interface(_iface(nodes, node, iface).address or "")
+        for node, iface_name in pinned:
+            iface = _iface(nodes, node, iface_name)
+            addr = ipaddress.ip_interface(iface.address or "")
             if seg.subnet and ipaddress.ip_network(seg.subnet) != addr.network:
-                report(Problem(f"pinned address {addr} is not in {seg.subnet}, the subnet "
-                               f"another pinned address gives this link", source,
-                               nodes[node].node.line, f"nodes.{node}"))
+                report(problem(f"pinned address {addr} is not in {seg.subnet}, the subnet "
+                               f"another pinned address gives this link; pin addresses of "
+                               f"one subnet on one link", node, iface))
                 continue
             seg.subnet = str(addr.network)
             if addr.ip in used:
-                report(Problem(f"address {addr.ip} is used twice in realm {realm}: by "
-                               f"{used[addr.ip]} and {node}", source, nodes[node].node.line,
-                               f"nodes.{node}"))
+                report(problem(f"address {addr.ip} is used twice in realm {realm}: by "
+                               f"{used[addr.ip]} and {node}; each address may be used once "
+                               f"per realm", node, iface))
             used[addr.ip] = node
         if seg.subnet:
             net = ipaddress.ip_network(seg.subnet)
             for other in taken:
-                if net != other and net.overlaps(other):
-                    report(Problem(f"subnet {net} overlaps {other} on another link in realm "
-                                   f"{realm}", source, None, "addresses"))
+                if net.overlaps(other):  # the same subnet on two links is a clash too
+                    node, iface_name = pinned[0]
+                    report(problem(f"subnet {net} overlaps {other} on another link in realm "
+                                   f"{realm}; each link (or switch segment) needs its own "
+                                   f"subnet", node, _iface(nodes, node, iface_name)))
+                    break
             taken.append(net)
     # 2. unpinned segments get the next free aligned block, largest first
+    pinned_nets = list(taken)
     public = realm == "public"
     order = sorted((s for s in segments if not s.subnet),
                    key=lambda s: (prefix_for(len(s.members), public, s.bridge is not None),
@@ -81,12 +94,12 @@ def allocate_realm(realm: str, pool_text: str, segments: list[Segment],
                                f"pool in addressing: or lan_pool:", source, None, "addressing"))
                 return
             cursor += size
-            if not any(candidate.overlaps(t) for t in taken):
+            # blocks allocated here all lie below the cursor: only pinned ones can clash
+            if not any(candidate.overlaps(t) for t in pinned_nets):
                 net = candidate
                 break
         first = False
         seg.subnet = str(net)
-        taken.append(net)
     # 3. hosts addresses: gateway first, then members in order
     for seg in segments:
         net = ipaddress.ip_network(seg.subnet or "")
@@ -99,8 +112,7 @@ def allocate_realm(realm: str, pool_text: str, segments: list[Segment],
             try:
                 ip = next(free)
             except StopIteration:
-                report(Problem(f"subnet {net} has no free address left for {node}", source,
-                               nodes[node].node.line, f"nodes.{node}"))
+                report(problem(f"subnet {net} has no free address left for {node}", node))
                 break
             used[ip] = node
             iface.address = f"{ip}/{net.prefixlen}"

@@ -41,7 +41,9 @@ class _Builder:
         self.port_counter = 0
 
     def report(self, message: str, node: str | None, path: str) -> None:
-        line = self.topo.nodes[node].line if node in self.topo.nodes else None
+        line = self.topo.line_of(path)
+        if line is None and node in self.topo.nodes:
+            line = self.topo.nodes[node].line
         self.problems.append(Problem(message, self.topo.source, line, path))
 
     def is_switch(self, name: str) -> bool:
@@ -122,7 +124,8 @@ class _Builder:
                 host, switch = (link.b, link.a) if a_sw else (link.a, link.b)
                 out, back = (shape_ba, shape_ab) if a_sw else (shape_ab, shape_ba)
                 ip = link.ip_b if a_sw else link.ip_a
-                self._attach(host, switch, out, back, ip, link)
+                pin = link.pin_path("b" if a_sw else "a") if ip else None
+                self._attach(host, switch, out, back, ip, link, pin)
             else:
                 self._p2p(link, shape_ab, shape_ba)
 
@@ -133,10 +136,10 @@ class _Builder:
                  VethEnd(self.fabric, f"s{k}b", self.bridge_of[link.b], shaping=ba)))
 
     def _attach(self, host: str, switch: str, out: Shaping, back: Shaping, ip: str | None,
-                link: Link) -> None:
+                link: Link, pin: str | None) -> None:
         seg = self.switch_segment[switch]
         planned = self.nodes[host]
-        iface = Interface(self._next_iface(host), seg.id, ip, switch, out)
+        iface = Interface(self._next_iface(host), seg.id, ip, switch, out, pin)
         planned.interfaces.append(iface)
         seg.members.append((host, iface.name))
         if link.uplink_of_a and link.a == host:
@@ -144,7 +147,7 @@ class _Builder:
         if link.uplink_of_a and link.a == switch:
             if seg.gateway not in (None, host):
                 self.report(f"switches of one segment uplink to two gateways: {seg.gateway} "
-                            f"and {host}", switch, f"nodes.{switch}.uplink")
+                            f"and {host}", switch, f"nodes.{switch}.uplink.to")
             seg.gateway = host
         k = self._port()
         self.veths.append(Veth(VethEnd(planned.namespace or "", iface.name, shaping=out),
@@ -154,9 +157,11 @@ class _Builder:
     def _p2p(self, link: Link, ab: Shaping, ba: Shaping) -> None:
         seg = self._new_segment()
         a, b = self.nodes[link.a], self.nodes[link.b]
-        ia = Interface(self._next_iface(link.a), seg.id, link.ip_a, link.b, ab)
+        ia = Interface(self._next_iface(link.a), seg.id, link.ip_a, link.b, ab,
+                       link.pin_path("a") if link.ip_a else None)
         a.interfaces.append(ia)
-        ib = Interface(self._next_iface(link.b), seg.id, link.ip_b, link.a, ba)
+        ib = Interface(self._next_iface(link.b), seg.id, link.ip_b, link.a, ba,
+                       link.pin_path("b") if link.ip_b else None)
         b.interfaces.append(ib)
         seg.members += [(link.a, ia.name), (link.b, ib.name)]
         if link.uplink_of_a:
@@ -211,7 +216,13 @@ class _Builder:
                     self.report(f"link {a} -- {b} joins two address realms "
                                 f"({self.nodes[a].realm}, {self.nodes[b].realm}); only a nat "
                                 f"may stand between realms (as the uplink target)", a,
-                                f"nodes.{a}.links")
+                                self._link_path(a, b))
+
+    def _link_path(self, a: str, b: str) -> str:
+        for link in self.topo.links:
+            if {link.a, link.b} == {a, b} and link.path:
+                return link.path
+        return f"nodes.{a}.links"
 
     def _addresses(self) -> None:
         by_realm: dict[str, list[Segment]] = {}
@@ -225,7 +236,7 @@ class _Builder:
                 nat = self.topo.nodes[realm.split(":", 1)[1]]
                 pool, skip = nat.lan_pool or self.topo.addressing.private, True
             allocate_realm(realm, pool, segs, self.nodes, self.topo.source,
-                           self.problems.append, skip_first=skip)
+                           self.problems.append, skip_first=skip, line_of=self.topo.line_of)
 
     def _address_on(self, node: str, seg: Segment) -> str | None:
         for iface in self.nodes[node].interfaces:

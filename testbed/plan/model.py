@@ -30,6 +30,7 @@ class Interface:
     address: str | None = None  # CIDR, e.g. 198.18.0.2/30
     peer: str | None = None  # node at the other end (p2p) or the switch
     shaping: Shaping = field(default_factory=Shaping)
+    pin: str | None = None  # key path that pinned `address` (e.g. nodes.pc.uplink.ip)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ def graph_of(topology: Topology, fold: bool) -> tuple[list[GraphNode], list[Grap
         key = fold_key(node.name) if fold and node.index is not None else node.name
         members.setdefault(key, []).append(node.name)
     box_of = {name: key for key, names in members.items() for name in names}
+    ids = _unique_ids(list(members))
     nodes = []
     for key, names in members.items():
         kind = topology.nodes[names[0]].kind
@@ -46,10 +47,10 @@ def graph_of(topology: Topology, fold: bool) -> tuple[list[GraphNode], list[Grap
             label = f"{names[0]}\\n{kind}"
         else:
             label = f"{names[0]}..{names[-1]}\\n{kind} x{len(names)}"
-        nodes.append(GraphNode(_id(key), label, kind))
+        nodes.append(GraphNode(ids[key], label, kind))
     edges: dict[tuple[str, str], GraphEdge] = {}
     for link in topology.links:
-        a, b = _id(box_of[link.a]), _id(box_of[link.b])
+        a, b = ids[box_of[link.a]], ids[box_of[link.b]]
         if (a, b) in edges:
             continue
         label = _rates(link.rate_ab, link.rate_ba)
@@ -97,3 +98,17 @@ def _rates(up: int | None, down: int | None) -> str:
 
 def _id(name: str) -> str:
     return "n_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def _unique_ids(keys: list[str]) -> dict[str, str]:
+    """Readable ids that stay distinct: 'a-b' and 'a_b' would both be n_a_b."""
+    ids: dict[str, str] = {}
+    used: set[str] = set()
+    for key in keys:
+        candidate, k = _id(key), 1
+        while candidate in used:
+            k += 1
+            candidate = f"{_id(key)}_{k}"
+        used.add(candidate)
+        ids[key] = candidate
+    return ids

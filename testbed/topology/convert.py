@@ -72,7 +72,7 @@ class Converter:
             self.problem(f"expected a mapping with keys {_keys(cls)}, got {_show(data)}",
                          container, key, path)
             return None
-        hints = typing.get_type_hints(cls)
+        hints = _type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         values: dict[str, Any] = {}
         for name, value in data.items():
@@ -102,7 +102,7 @@ class Converter:
             self.problem("a value is required here", container, key, path)
             return _INVALID
         unit = meta.get("unit")
-        if unit and unit in UNIT_PARSERS and not (origin is list):
+        if unit and unit in UNIT_PARSERS and origin is not list:
             try:
                 return UNIT_PARSERS[unit](value)
             except units.UnitError as exc:
@@ -172,6 +172,17 @@ class Converter:
         out = {str(k): self.value(item, v, f"{path}.{k}", {}, value, str(k))
                for k, v in value.items()}
         return _INVALID if _INVALID in out.values() else out
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    """Resolved once per class: get_type_hints is slow and runs for every node otherwise."""
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
 
 
 class _Invalid:

@@ -42,7 +42,8 @@ def substitute(data: Any, params: Mapping[str, Any], report: Report,
             return substitute_params(data, params)
         except ExpressionError as exc:
             file, line = where(container, key)
-            report(Problem(str(exc), file, line, path))
+            report(Problem(f"cannot substitute {data!r}: {exc} (parameters are declared "
+                           "under params:)", file, line, path))
     return data
 
 
@@ -61,6 +62,7 @@ def merge(base: Any, over: Any) -> Any:
 def expand_counted(nodes: SourceDict, report: Report) -> SourceDict:
     """`home{n:03}: {count: 300, ...}` becomes home001..home300 with n rendered in targets."""
     out = SourceDict(file=nodes.file, line=nodes.line)
+    origins: dict[str, str] = {}  # node name -> where it comes from, for duplicate reports
     for name, body in nodes.items():
         line = nodes.key_lines.get(name)
         count = body.get("count") if isinstance(body, dict) else None
@@ -69,7 +71,8 @@ def expand_counted(nodes: SourceDict, report: Report) -> SourceDict:
                 report(Problem(f"node name {name!r} has a {{...}} template but no count:",
                                nodes.file, line, f"nodes.{name}"))
                 continue
-            _add(out, name, body, line, report, nodes.file)
+            _add(out, origins, name, body, line, report, nodes.file, f"nodes.{name}",
+                 f"{name!r} at line {line}")
             continue
         path = f"nodes.{name}.count"
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
@@ -90,18 +93,20 @@ def expand_counted(nodes: SourceDict, report: Report) -> SourceDict:
                 break
             replica["index"] = n
             replica.key_lines["index"] = line or 0
-            _add(out, rendered, replica, line, report, nodes.file)
+            _add(out, origins, rendered, replica, line, report, nodes.file, f"nodes.{name}",
+                 f"{name!r} with n={n} at line {line}")
     return out
 
 
-def _add(out: SourceDict, name: str, body: Any, line: int | None, report: Report,
-         file: str | None) -> None:
+def _add(out: SourceDict, origins: dict[str, str], name: str, body: Any, line: int | None,
+         report: Report, file: str | None, path: str, origin: str) -> None:
     if name in out:
-        report(Problem(f"duplicate node name {name!r} (also at line {out.key_lines[name]})",
-                       file, line, f"nodes.{name}"))
+        report(Problem(f"duplicate node name {name!r}: made by {origin} and by "
+                       f"{origins[name]}; node names must be unique", file, line, path))
         return
     out[name] = body
     out.key_lines[name] = line or 0
+    origins[name] = origin
 
 
 def _render_targets(body: SourceDict, n: int) -> SourceDict:

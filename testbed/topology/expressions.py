@@ -37,7 +37,8 @@ def _eval(node: ast.AST, names: Mapping[str, Any], text: str) -> Any:
     if isinstance(node, ast.Name):
         if node.id not in names:
             known = ", ".join(sorted(names)) or "none"
-            raise ExpressionError(f"unknown name {node.id!r} in {text!r}; known: {known}")
+            within = "" if text.strip() == node.id else f" in {text!r}"
+            raise ExpressionError(f"unknown name {node.id!r}{within}; known: {known}")
         return names[node.id]
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         try:

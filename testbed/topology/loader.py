@@ -19,7 +19,13 @@ from testbed.topology.model import (
     TopologyFile,
 )
 from testbed.topology.resolve import resolve
-from testbed.topology.source import SourceDict, YamlSourceError, load_yaml, load_yaml_text
+from testbed.topology.source import (
+    SourceDict,
+    YamlSourceError,
+    key_lines,
+    load_yaml,
+    load_yaml_text,
+)
 
 LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 
@@ -30,7 +36,7 @@ def load_topology(path: str | Path, overrides: Mapping[str, str] | None = None) 
     try:
         raw = load_yaml(path)
     except YamlSourceError as exc:
-        raise TopologyError([exc.problem]) from None
+        raise TopologyError(exc.problems) from None
     return build_topology(raw, str(path), overrides or {})
 
 
@@ -39,18 +45,23 @@ def load_topology_text(text: str, name: str = "<text>",
     try:
         raw = load_yaml_text(text, name)
     except YamlSourceError as exc:
-        raise TopologyError([exc.problem]) from None
+        raise TopologyError(exc.problems) from None
     return build_topology(raw, name, overrides or {})
 
 
 def build_topology(raw: Any, source: str, overrides: Mapping[str, str]) -> Topology:
+    """Every problem is collected and reported at once: header and settings problems do not
+    stop the whole-topology checks; only mistakes that change which nodes exist (params,
+    count:, names) do, as those would be followed by misleading dangling-link reports."""
     problems: list[Problem] = []
     if not isinstance(raw, SourceDict):
         raise TopologyError([Problem("a topology file must be a mapping with name: and nodes:",
                                      source, 1)])
     convert = Converter()
     params = _params(raw, overrides, source, problems)
-    data = substitute(raw, params, problems.append)
+    substituted: list[Problem] = []  # ${...} that could not be computed
+    data = substitute(raw, params, substituted.append)
+    structural = list(substituted)  # the set of nodes is uncertain: no whole-topology checks
     header = SourceDict({k: v for k, v in data.items() if k != "nodes"}, file=source, line=1)
     header.key_lines = dict(data.key_lines)
     shape = convert.to_dataclass(TopologyFile, header, "")
@@ -63,20 +74,29 @@ def build_topology(raw: Any, source: str, overrides: Mapping[str, str]) -> Topol
     if not isinstance(nodes_raw, SourceDict) or not nodes_raw:
         problems.append(Problem("nodes: must be a non-empty mapping of node name -> settings",
                                 source, data.line_of("nodes"), "nodes"))
-        raise TopologyError(_unique(problems + convert.problems))
-    specs, node_lines = _node_specs(data, nodes_raw, convert, problems)
+        raise TopologyError(_unique(structural + problems + convert.problems, substituted))
+    lines = key_lines(header)
+    specs, node_lines = _node_specs(data, nodes_raw, convert, structural, lines)
     addressing = (shape.addressing if shape and shape.addressing else None) or Addressing()
     top_links = (shape.links if shape else None) or []
-    if problems or convert.problems:
-        raise TopologyError(_unique(problems + convert.problems))
+    found = structural + problems + convert.problems
+    if structural:
+        raise TopologyError(_unique(found, substituted))
     topology, more = resolve(
         name=str(name), description=str(data.get("description") or ""), source=source,
         params=params, addressing=addressing, specs=specs, top_links=top_links,
-        node_lines=node_lines, overlay=shape.overlay if shape else None,
+        node_lines=node_lines, overlay=shape.overlay if shape else None, lines=lines,
     )
-    if more:
-        raise TopologyError(_unique(more))
+    # a key already reported (e.g. `kind: 5`) is not reported again (as "no kind")
+    reported = {p.path for p in found if p.path}
+    found += [p for p in more if not _under(p.path, reported)]
+    if found:
+        raise TopologyError(_unique(found, substituted))
     return topology
+
+
+def _under(path: str, reported: set[str]) -> bool:
+    return any(path == r or path.startswith((r + ".", r + "[")) for r in reported)
 
 
 def _params(raw: SourceDict, overrides: Mapping[str, str], source: str,
@@ -98,7 +118,7 @@ def _params(raw: SourceDict, overrides: Mapping[str, str], source: str,
 
 
 def _node_specs(data: SourceDict, nodes_raw: SourceDict, convert: Converter,
-                problems: list[Problem]
+                problems: list[Problem], lines: dict[str, int]
                 ) -> tuple[dict[str, tuple[NodeSpec, int | None]], dict[str, int | None]]:
     defaults = data.get("defaults") if isinstance(data.get("defaults"), SourceDict) else None
     kinds = data.get("kinds") if isinstance(data.get("kinds"), SourceDict) else SourceDict()
@@ -125,19 +145,28 @@ def _node_specs(data: SourceDict, nodes_raw: SourceDict, convert: Converter,
         merged = layers[0]
         for layer in layers[1:]:
             merged = merge(merged, layer)
+        lines.update(key_lines(merged, path))
+        line = expanded.line_of(name)
+        if line:
+            lines[path] = line
         spec = convert.to_dataclass(NodeSpec, merged, path)
         if spec is not None:
             specs[name] = (spec, index)
     return specs, {name: expanded.line_of(name) for name in expanded}
 
 
-def _unique(problems: list[Problem]) -> list[Problem]:
-    """Inherited or replicated mistakes are reported once, at the line they were written."""
+def _unique(problems: list[Problem], substituted: list[Problem]) -> list[Problem]:
+    """Inherited or replicated mistakes are reported once, at the line they were written,
+    and in line order. A value whose ${...} could not be computed is reported once: not
+    again as a wrong value ('got '${homes}'') on the same line."""
+    failed = {(p.file, p.line) for p in substituted}
     seen: set[tuple[str | None, int | None, str]] = set()
     out = []
     for p in problems:
         key = (p.file, p.line, p.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-    return out
+        if key in seen or (p not in substituted and (p.file, p.line) in failed
+                           and "${" in p.message):
+            continue
+        seen.add(key)
+        out.append(p)
+    return sorted(out, key=lambda p: (p.file or "", p.line or 0))

@@ -244,6 +244,13 @@ class Link:
     uplink_of_a: bool  # True when this is a's uplink (b is a's gateway side)
     line: int | None = None
     file: str | None = None
+    path: str = ""  # where it is declared: nodes.pc.uplink, nodes.pc.links[0] or links[0]
+
+    def pin_path(self, end: Literal["a", "b"]) -> str:
+        """Key path of the address pinned for end a or b (ip/peer_ip, or ip[0]/ip[1])."""
+        if self.path.startswith("links["):
+            return f"{self.path}.ip[{0 if end == 'a' else 1}]"
+        return f"{self.path}.{'ip' if end == 'a' else 'peer_ip'}"
 
 
 @dataclass(frozen=True)
@@ -277,6 +284,19 @@ class Topology:
     nodes: dict[str, Node]
     links: tuple[Link, ...]
     overlay: OverlaySettings | None = None
+    # line of every key path as written (after inheritance and replication), for messages
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def nodes_of_kind(self, kind: str) -> list[Node]:
         return [n for n in self.nodes.values() if n.kind == kind]
+
+    def line_of(self, path: str) -> int | None:
+        """Line of the key at `path` (e.g. nodes.pc.uplink.to), else of its nearest parent."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            cut = max(path.rfind("."), path.rfind("["))
+            if cut <= 0:
+                return None
+            path = path[:cut]
+        return None

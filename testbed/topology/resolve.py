@@ -3,8 +3,10 @@ known kinds, link ends that exist, uplinks that point at gateways, no uplink loo
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from testbed.errors import Problem
@@ -18,8 +20,8 @@ from testbed.topology.model import (
     Node,
     NodeSpec,
     OverlaySettings,
-    Topology,
     TopLink,
+    Topology,
 )
 
 NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
@@ -29,11 +31,18 @@ SECTIONS = ("nat", "firewall", "proxy", "lan_pool", "command", "env")
 def resolve(*, name: str, description: str, source: str, params: Mapping[str, Any],
             addressing: Addressing, specs: Mapping[str, tuple[NodeSpec, int | None]],
             top_links: list[TopLink], node_lines: Mapping[str, int | None],
-            overlay: OverlaySettings | None = None) -> tuple[Topology, list[Problem]]:
+            overlay: OverlaySettings | None = None,
+            lines: Mapping[str, int] | None = None) -> tuple[Topology, list[Problem]]:
+    """`node_lines` names every node written (even one whose settings are invalid, so links
+    to it are not reported as dangling); `lines` maps key paths to the lines they are on."""
     registry = default_registry()
     problems: list[Problem] = []
+    topology = Topology(name=name, description=description, source=source,
+                        params=dict(params), addressing=addressing, nodes={}, links=(),
+                        overlay=overlay, lines=dict(lines or {}))
 
     def report(message: str, node: str | None, path: str, line: int | None = None) -> None:
+        line = topology.line_of(path) or line
         if line is None and node is not None:
             line = node_lines.get(node)
         problems.append(Problem(message, source, line, path))
@@ -72,12 +81,18 @@ def resolve(*, name: str, description: str, source: str, params: Mapping[str, An
             firewall=spec.firewall, proxy=spec.proxy, line=node_lines.get(node_name),
         )
         if spec.uplink is not None:
-            links.append(_link(node_name, spec.uplink, True, source))
+            if spec.uplink.to is None:
+                report("an uplink needs to: (the gateway node)", node_name,
+                       f"{path}.uplink.to")
+            else:
+                links.append(_link(node_name, spec.uplink, True, source, f"{path}.uplink",
+                                   topology))
         for i, extra in enumerate(spec.links or []):
             if extra.to is None:
-                report("a link needs to: (the other node)", node_name, f"{path}.links[{i}]")
+                report("a link needs to: (the other node)", node_name, f"{path}.links[{i}].to")
                 continue
-            links.append(_link(node_name, extra, False, source))
+            links.append(_link(node_name, extra, False, source, f"{path}.links[{i}]",
+                               topology))
 
     for i, top in enumerate(top_links):
         ends = top.between or []
@@ -88,17 +103,23 @@ def resolve(*, name: str, description: str, source: str, params: Mapping[str, An
         if len(ips) != 2:
             report("ip: needs two addresses, one per end", None, f"links[{i}].ip", 1)
             continue
-        links.append(_make_link(ends[0], ends[1], top, False, ips[0], ips[1], source, None))
+        path = f"links[{i}]"
+        links.append(_make_link(ends[0], ends[1], top, False, ips[0], ips[1], source,
+                                topology.line_of(path), path))
 
     for link in links:
-        for end, other in ((link.a, link.b), (link.b, link.a)):
-            if end not in nodes and end not in specs:
-                report(f"link to unknown node {end!r}" + _close(end, nodes), other,
-                       f"nodes.{other}.links")
+        is_top = link.path.startswith("links[")
+        for i, end in enumerate((link.a, link.b) if is_top else (link.b,)):
+            if end not in node_lines:
+                what = "uplink" if link.uplink_of_a else "link"
+                key = f"{link.path}.between[{i}]" if is_top else f"{link.path}.to"
+                report(f"{what} to unknown node {end!r}" + _close(end, node_lines), None, key)
         if link.a == link.b:
-            report("a node cannot link to itself", link.a, f"nodes.{link.a}")
+            report("a node cannot link to itself", link.a,
+                   f"{link.path}.between" if is_top else f"{link.path}.to")
         if link.jitter is not None and link.delay is None:
-            report("jitter needs a delay to vary around", link.a, f"nodes.{link.a}")
+            report("jitter varies the delay, so it needs delay: too, e.g. delay: 20ms",
+                   link.a, f"{link.path}.jitter")
     for node in nodes.values():
         if node.uplink is None or node.uplink not in nodes:
             continue
@@ -108,36 +129,46 @@ def resolve(*, name: str, description: str, source: str, params: Mapping[str, An
             report(f"uplink to {target.name} (kind {target.kind}): an uplink must point at "
                    f"a gateway kind ({', '.join(gateways)})", node.name,
                    f"nodes.{node.name}.uplink.to")
-    problems.extend(_uplink_loops(nodes, source))
-    topology = Topology(name=name, description=description, source=source,
-                        params=dict(params), addressing=addressing, nodes=nodes,
-                        links=tuple(links), overlay=overlay)
+    problems.extend(_uplink_loops(nodes, topology))
+    topology = dataclasses.replace(topology, nodes=nodes, links=tuple(links))
     if not problems:
         for node in nodes.values():
-            problems.extend(registry.get(node.kind).validate(node, topology))
+            problems.extend(_locate(p, topology)
+                            for p in registry.get(node.kind).validate(node, topology))
     return topology, problems
 
 
-def _link(name: str, spec: LinkSpec, uplink: bool, source: str) -> Link:
-    return _make_link(name, spec.to or "", spec, uplink, spec.ip, spec.peer_ip, source, None)
+def _locate(problem: Problem, topology: Topology) -> Problem:
+    """Kinds report at the node's line; point at the key the problem is about instead."""
+    line = topology.line_of(problem.path) if problem.file == topology.source else None
+    return dataclasses.replace(problem, line=line) if line else problem
+
+
+def _link(name: str, spec: LinkSpec, uplink: bool, source: str, path: str,
+          topology: Topology) -> Link:
+    return _make_link(name, spec.to or "", spec, uplink, spec.ip, spec.peer_ip, source,
+                      topology.line_of(f"{path}.to"), path)
 
 
 def _make_link(a: str, b: str, shape: LinkShape, uplink: bool, ip_a: str | None,
-               ip_b: str | None, source: str, line: int | None) -> Link:
+               ip_b: str | None, source: str, line: int | None, path: str) -> Link:
     return Link(a=a, b=b, rate_ab=shape.rate_out(), rate_ba=shape.rate_in(), loss=shape.loss,
                 delay=shape.delay, jitter=shape.jitter, queue=shape.queue, ip_a=ip_a,
-                ip_b=ip_b, uplink_of_a=uplink, line=line, file=source)
+                ip_b=ip_b, uplink_of_a=uplink, line=line, file=source, path=path)
 
 
-def _uplink_loops(nodes: Mapping[str, Node], source: str) -> list[Problem]:
+def _uplink_loops(nodes: Mapping[str, Node], topology: Topology) -> list[Problem]:
     problems = []
     for start in nodes.values():
         seen = [start.name]
         current = start.uplink
         while current is not None and current in nodes:
             if current == start.name:
-                problems.append(Problem("uplinks form a loop: " + " -> ".join([*seen, current]),
-                                        source, start.line, f"nodes.{start.name}.uplink"))
+                path = f"nodes.{start.name}.uplink.to"
+                problems.append(Problem(
+                    "uplinks form a loop: " + " -> ".join([*seen, current])
+                    + "; follow the uplinks and one must end at a node without uplink",
+                    topology.source, topology.line_of(path) or start.line, path))
                 break
             if current in seen:
                 break
@@ -146,8 +177,11 @@ def _uplink_loops(nodes: Mapping[str, Node], source: str) -> list[Problem]:
     return problems
 
 
-def _close(name: str, nodes: Mapping[str, Node]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(nodes), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def _close(name: str, known: Collection[str]) -> str:
+    """A did-you-mean, or else the names there are (the first few)."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    names = sorted(known)
+    shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+    return f"; nodes: {shown or 'none'}"

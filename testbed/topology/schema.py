@@ -10,14 +10,24 @@ from typing import Any, Literal, Union, get_args, get_origin
 from testbed import units
 from testbed.topology.model import TopologyFile
 
+# as lenient as the loader (units are case-insensitive there)
 _UNIT_PATTERNS = {
-    "bandwidth": (r"^\d+(\.\d+)?\s*([kKmMgG]?bit)$", units.BANDWIDTH_HELP),
-    "duration": (r"^\d+(\.\d+)?\s*(us|ms|s|m|h)$", units.DURATION_HELP),
-    "ratio": (r"^\d+(\.\d+)?%?$", units.RATIO_HELP),
-    "size": (r"^\d+(\.\d+)?\s*([kKmMgG]?[bB])$", units.SIZE_HELP),
+    "bandwidth": (r"^\s*\d+(\.\d+)?\s*([kKmMgG]?[bB][iI][tT])\s*$", units.BANDWIDTH_HELP),
+    "duration": (r"^\s*\d+(\.\d+)?\s*([uUmM]?[sS]|[mMhH])\s*$", units.DURATION_HELP),
+    "ratio": (r"^\s*\d+(\.\d+)?\s*%?\s*$", units.RATIO_HELP),
+    "size": (r"^\s*\d+(\.\d+)?\s*([kKmMgG]?[bB])\s*$", units.SIZE_HELP),
     "cidr": (r"^\d+\.\d+\.\d+\.\d+/\d+$", "an IPv4 network, e.g. 10.0.0.0/8"),
     "ipif": (r"^\d+\.\d+\.\d+\.\d+/\d+$", "an IPv4 address with prefix, e.g. 198.18.0.2/24"),
 }
+
+
+# Any value may be written as ${param} or ${expression}; the loader substitutes it first.
+PARAM = {"type": "string", "pattern": r"\$\{[^}]*\}",
+         "description": "a ${param} or ${expression} from params:"}
+
+
+def _or_param(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [*schema.get("anyOf", [schema]), PARAM]}
 
 
 def topology_schema() -> dict[str, Any]:
@@ -67,10 +77,11 @@ def _field(hint: Any, meta: typing.Mapping[str, Any], definitions: dict[str, Any
         schema: dict[str, Any] = {"type": "string", "pattern": pattern,
                                   "description": help_text}
         if unit == "ratio":
-            return {"anyOf": [schema, {"type": "number", "minimum": 0, "maximum": 1}]}
-        return schema
+            return _or_param({"anyOf": [schema, {"type": "number", "minimum": 0,
+                                                 "maximum": 1}]})
+        return _or_param(schema)
     if origin is Literal:
-        return {"enum": list(args)}
+        return _or_param({"enum": list(args)})
     if origin is list:
         return {"type": "array", "items": _field(args[0], {}, definitions)}
     if origin is dict:
@@ -84,5 +95,5 @@ def _field(hint: Any, meta: typing.Mapping[str, Any], definitions: dict[str, Any
             out["minimum"] = meta["min"]
         if "max" in meta:
             out["maximum"] = meta["max"]
-        return out
+        return out if hint is str else _or_param(out)
     return {}

@@ -53,10 +53,31 @@ def where(container: object, key: str | int | None = None) -> tuple[str | None, 
     return file, None
 
 
+def key_lines(data: object, prefix: str = "") -> dict[str, int]:
+    """Line of every key path below `data`, e.g. {'nodes.pc.uplink.to': 7, 'links[0]': 12}."""
+    lines: dict[str, int] = {}
+    if isinstance(data, SourceDict):
+        for key, value in data.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            line = data.key_lines.get(key)
+            if line:
+                lines[path] = line
+            lines.update(key_lines(value, path))
+    elif isinstance(data, SourceList):
+        for index, value in enumerate(data):
+            path = f"{prefix}[{index}]"
+            line = data.line_of(index)
+            if line:
+                lines[path] = line
+            lines.update(key_lines(value, path))
+    return lines
+
+
 class YamlSourceError(Exception):
-    def __init__(self, problem: Problem) -> None:
-        super().__init__(str(problem))
-        self.problem = problem
+    def __init__(self, problems: Problem | list[Problem]) -> None:
+        self.problems = problems if isinstance(problems, list) else [problems]
+        super().__init__("\n".join(map(str, self.problems)))
+        self.problem = self.problems[0]
 
 
 def _make_loader(file: str) -> type[yaml.SafeLoader]:
@@ -71,14 +92,8 @@ def _make_loader(file: str) -> type[yaml.SafeLoader]:
             line = key_node.start_mark.line + 1
             if not isinstance(key, str):
                 key = str(key)
-            if key in result:
-                raise YamlSourceError(
-                    Problem(
-                        f"duplicate key {key!r} (first at line {result.key_lines[key]})",
-                        file,
-                        line,
-                    )
-                )
+            # Duplicates among written keys were reported by _duplicate_keys; a key here
+            # twice is a `<<: *merge` key overridden by the mapping itself, as YAML allows.
             result[key] = loader.construct_object(value_node, deep=True)
             result.key_lines[key] = line
         return result
@@ -105,9 +120,48 @@ def load_yaml(path: Path) -> Any:
     return load_yaml_text(text, name)
 
 
+def _duplicate_keys(root: yaml.Node, file: str) -> list[Problem]:
+    """Every key written twice in one mapping, with its key path and both lines."""
+    problems: list[Problem] = []
+    seen: set[int] = set()
+
+    def walk(node: yaml.Node, path: str) -> None:
+        if id(node) in seen:  # aliases share nodes
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+                sub = f"{path}.{key}" if path else key
+                line = key_node.start_mark.line + 1
+                if key in first:
+                    problems.append(Problem(
+                        f"duplicate key {key!r} (first at line {first[key]}); a key may appear "
+                        f"only once in a mapping, so names must be unique", file, line, sub))
+                else:
+                    first[key] = line
+                walk(value_node, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, f"{path}[{index}]")
+
+    walk(root, "")
+    return problems
+
+
 def load_yaml_text(text: str, name: str) -> Any:
+    loader = _make_loader(name)(text)
     try:
-        return yaml.load(text, Loader=_make_loader(name))  # noqa: S506 - SafeLoader subclass
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        duplicates = _duplicate_keys(node, name)
+        if duplicates:
+            raise YamlSourceError(duplicates)
+        return loader.construct_document(node)
     except YamlSourceError:
         raise
     except yaml.MarkedYAMLError as exc:
@@ -116,3 +170,5 @@ def load_yaml_text(text: str, name: str) -> Any:
         raise YamlSourceError(Problem(f"invalid YAML: {exc.problem}", name, line)) from exc
     except yaml.YAMLError as exc:
         raise YamlSourceError(Problem(f"invalid YAML: {exc}", name)) from exc
+    finally:
+        loader.dispose()
