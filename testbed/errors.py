@@ -65,7 +65,8 @@ class BackendError(TestbedError):
 class CommandFailed(BackendError):
     """A kernel tool (ip, tc, nft, ...) exited non-zero; says which and why."""
 
-    def __init__(self, argv: Sequence[str], returncode: int, stderr: str, context: str = "") -> None:
+    def __init__(self, argv: Sequence[str], returncode: int, stderr: str,
+                 context: str = "") -> None:
         self.argv = list(argv)
         self.returncode = returncode
         self.stderr = stderr.strip()

@@ -32,10 +32,7 @@ def run(args: argparse.Namespace) -> int:
     topology = load(args)
     fmt = args.format or _format_of(args.output)
     fold = not args.no_fold
-    if fmt == "mermaid":
-        text = to_mermaid(topology, fold)
-    else:
-        text = to_dot(topology, fold)
+    text = to_mermaid(topology, fold) if fmt == "mermaid" else to_dot(topology, fold)
     if fmt in ("dot", "mermaid"):
         if args.output:
             Path(args.output).write_text(text)

@@ -40,7 +40,7 @@ def allocate_realm(realm: str, pool_text: str, segments: list[Segment],
         line = line_of(path) if line_of else None
         return Problem(message, source, line or nodes[node].node.line, path)
 
-    pool = ipaddress.ip_network(pool_text)
+    pool = ipaddress.IPv4Network(pool_text)
     used: dict[ipaddress.IPv4Address, str] = {}
     taken: list[ipaddress.IPv4Network] = []
     # 1. pinned addresses fix their segment's subnet
@@ -49,8 +49,8 @@ def allocate_realm(realm: str, pool_text: str, segments: list[Segment],
                   if _iface(nodes, node, iface).address]
         for node, iface_name in pinned:
             iface = _iface(nodes, node, iface_name)
-            addr = ipaddress.ip_interface(iface.address or "")
-            if seg.subnet and ipaddress.ip_network(seg.subnet) != addr.network:
+            addr = ipaddress.IPv4Interface(iface.address or "")
+            if seg.subnet and ipaddress.IPv4Network(seg.subnet) != addr.network:
                 report(problem(f"pinned address {addr} is not in {seg.subnet}, the subnet "
                                f"another pinned address gives this link; pin addresses of "
                                f"one subnet on one link", node, iface))
@@ -62,15 +62,15 @@ def allocate_realm(realm: str, pool_text: str, segments: list[Segment],
                                f"per realm", node, iface))
             used[addr.ip] = node
         if seg.subnet:
-            net = ipaddress.ip_network(seg.subnet)
+            pinned_net = ipaddress.IPv4Network(seg.subnet)
             for other in taken:
-                if net.overlaps(other):  # the same subnet on two links is a clash too
+                if pinned_net.overlaps(other):  # the same subnet on two links clashes too
                     node, iface_name = pinned[0]
-                    report(problem(f"subnet {net} overlaps {other} on another link in realm "
+                    report(problem(f"subnet {pinned_net} overlaps {other} on another link in realm "
                                    f"{realm}; each link (or switch segment) needs its own "
                                    f"subnet", node, _iface(nodes, node, iface_name)))
                     break
-            taken.append(net)
+            taken.append(pinned_net)
     # 2. unpinned segments get the next free aligned block, largest first
     pinned_nets = list(taken)
     public = realm == "public"
@@ -82,14 +82,14 @@ def allocate_realm(realm: str, pool_text: str, segments: list[Segment],
     for seg in order:
         prefix = prefix_for(len(seg.members), public, seg.bridge is not None)
         size = 2 ** (32 - prefix)
-        net = None
+        net: ipaddress.IPv4Network | None = None
         while True:
             cursor = -(-cursor // size) * size
             if skip_first and first and cursor == int(pool.network_address) and size < (
                     pool.num_addresses):
                 cursor += size
-            candidate = ipaddress.ip_network(f"{ipaddress.IPv4Address(cursor)}/{prefix}")
-            if not candidate.subnet_of(pool):  # type: ignore[arg-type]
+            candidate = ipaddress.IPv4Network(f"{ipaddress.IPv4Address(cursor)}/{prefix}")
+            if not candidate.subnet_of(pool):
                 report(Problem(f"address pool {pool} of realm {realm} is full; give a larger "
                                f"pool in addressing: or lan_pool:", source, None, "addressing"))
                 return
@@ -102,7 +102,7 @@ def allocate_realm(realm: str, pool_text: str, segments: list[Segment],
         seg.subnet = str(net)
     # 3. hosts addresses: gateway first, then members in order
     for seg in segments:
-        net = ipaddress.ip_network(seg.subnet or "")
+        net = ipaddress.IPv4Network(seg.subnet or "")
         free = _free_hosts(net, used)
         ordered = sorted(seg.members, key=lambda m: m[0] != seg.gateway)
         for node, iface_name in ordered:

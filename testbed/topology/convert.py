@@ -194,7 +194,7 @@ _INVALID: Any = _Invalid()
 
 
 def _keys(cls: type) -> str:
-    return ", ".join(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    return ", ".join(f.name for f in dataclasses.fields(cls))
 
 
 def _describe(hint: Any) -> str:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import ast
 import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 _BINARY = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
     ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
 }
-_FUNCTIONS = {"min": min, "max": max, "round": round, "int": int}
+_FUNCTIONS: dict[str, Callable[..., Any]] = {"min": min, "max": max, "round": round, "int": int}
 
 PARAM = re.compile(r"\$\{([^}]*)\}")
 TEMPLATE = re.compile(r"\{([^{}]*)\}")

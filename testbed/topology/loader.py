@@ -120,9 +120,9 @@ def _params(raw: SourceDict, overrides: Mapping[str, str], source: str,
 def _node_specs(data: SourceDict, nodes_raw: SourceDict, convert: Converter,
                 problems: list[Problem], lines: dict[str, int]
                 ) -> tuple[dict[str, tuple[NodeSpec, int | None]], dict[str, int | None]]:
-    defaults = data.get("defaults") if isinstance(data.get("defaults"), SourceDict) else None
-    kinds = data.get("kinds") if isinstance(data.get("kinds"), SourceDict) else SourceDict()
-    groups = data.get("groups") if isinstance(data.get("groups"), SourceDict) else SourceDict()
+    defaults = _mapping(data.get("defaults"))
+    kinds = _mapping(data.get("kinds")) or SourceDict()
+    groups = _mapping(data.get("groups")) or SourceDict()
     expanded = expand_counted(nodes_raw, problems.append)
     specs: dict[str, tuple[NodeSpec, int | None]] = {}
     for name, body in expanded.items():
@@ -139,7 +139,8 @@ def _node_specs(data: SourceDict, nodes_raw: SourceDict, convert: Converter,
             known = ", ".join(groups) or "none defined"
             convert.problem(f"unknown group {group_name!r}; groups: {known}", body, "group",
                             f"{path}.group")
-        kind_name = body.get("kind") or (group or {}).get("kind") or (defaults or {}).get("kind")
+        kind_name = (body.get("kind") or (group.get("kind") if group else None)
+                     or (defaults.get("kind") if defaults else None))
         layers = [layer for layer in (defaults, kinds.get(kind_name) if kind_name else None,
                                       group, body) if isinstance(layer, SourceDict)]
         merged = layers[0]
@@ -153,6 +154,10 @@ def _node_specs(data: SourceDict, nodes_raw: SourceDict, convert: Converter,
         if spec is not None:
             specs[name] = (spec, index)
     return specs, {name: expanded.line_of(name) for name in expanded}
+
+
+def _mapping(value: object) -> SourceDict | None:
+    return value if isinstance(value, SourceDict) else None
 
 
 def _unique(problems: list[Problem], substituted: list[Problem]) -> list[Problem]:

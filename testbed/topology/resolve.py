@@ -99,7 +99,7 @@ def resolve(*, name: str, description: str, source: str, params: Mapping[str, An
         if len(ends) != 2:
             report("between: needs exactly two node names", None, f"links[{i}].between", 1)
             continue
-        ips = top.ip or [None, None]
+        ips: list[str | None] = list(top.ip) if top.ip else [None, None]
         if len(ips) != 2:
             report("ip: needs two addresses, one per end", None, f"links[{i}].ip", 1)
             continue

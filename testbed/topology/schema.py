@@ -45,7 +45,7 @@ def topology_schema() -> dict[str, Any]:
 def _dataclass(cls: type, definitions: dict[str, Any]) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     props = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for f in dataclasses.fields(cls):
         props[f.name] = _field(hints[f.name], f.metadata, definitions)
         if f.metadata.get("doc"):
             props[f.name]["description"] = f.metadata["doc"]
