@@ -39,8 +39,13 @@ def signer_of(plan: NetworkPlan, overlay: OverlaySettings) -> TokenSigner:
 
 
 def is_supernode_capable(node: PlannedNode, overlay: OverlaySettings) -> bool:
-    """Eligible: labelled so, and public (no NAT, no proxy in the way)."""
-    return bool(node.node.labels.get(overlay.sn_label)) and node.realm == "public"
+    """Eligible: labelled so, public (no NAT, no proxy in the way), and enough upload."""
+    if not node.node.labels.get(overlay.sn_label) or node.realm != "public":
+        return False
+    minimum = (overlay.supernode or SupernodeCapacity()).min_bandwidth
+    uplink = next((i for i in node.interfaces if i.name == node.uplink_interface), None)
+    rate = uplink.shaping.rate if uplink else None
+    return rate is None or rate >= minimum
 
 
 def login_address(plan: NetworkPlan, overlay: OverlaySettings) -> str:

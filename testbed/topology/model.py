@@ -172,6 +172,9 @@ class SupernodeCapacity:
                                                     "min": 1, "max": 100000})
     joins_per_second: float = field(default=20.0, metadata={"doc": "joins it accepts per second",
                                                             "min": 0.1, "max": 100000})
+    min_bandwidth: int = field(default=1_000_000, metadata={
+        "doc": "least upload rate a node needs to become a supernode (unshaped counts as "
+               "enough)", "unit": "bandwidth"})
     min_uptime: float = field(default=30.0, metadata={
         "doc": "uptime before an eligible node becomes a supernode", "unit": "duration"})
     overload: Literal["busy", "drop-role"] = field(
