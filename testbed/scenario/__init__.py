@@ -1,0 +1,1 @@
+"""Scripted outages: scenario files, node selection, the resolved schedule, the engine."""

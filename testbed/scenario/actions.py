@@ -1,0 +1,121 @@
+"""Scenario actions, by name. Each turns a step into timed events (pure, seeded), so the
+whole run's schedule is known, saved and reproducible before the lab is touched."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from testbed.scenario.model import Distribution, StepSpec
+from testbed.scenario.selectors import select
+from testbed.topology.model import Topology
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing the engine does at `time` (seconds from the run's start)."""
+
+    time: float
+    action: str
+    nodes: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    step: int = 0
+
+
+class ActionError(ValueError):
+    """A step that cannot be scheduled; the message says what to change."""
+
+
+def sample(dist: Distribution | None, rng: random.Random, default: float) -> float:
+    if dist is None:
+        return default
+    if dist.kind == "fixed":
+        return dist.value if dist.value is not None else default
+    if dist.kind == "uniform":
+        low, high = dist.min or 0.0, dist.max if dist.max is not None else default
+        return rng.uniform(low, high)
+    mean, sd = dist.mean if dist.mean is not None else default, dist.stddev or 0.0
+    return max(0.0, rng.gauss(mean, sd))
+
+
+Scheduler = Callable[[StepSpec, int, float, Topology, random.Random], tuple[list[Event], float]]
+
+
+def _targets(step: StepSpec, topology: Topology, rng: random.Random) -> tuple[str, ...]:
+    if step.select is None:
+        raise ActionError(f"{step.action} needs select: (which nodes)")
+    names = select(step.select, topology.nodes.values(), rng)
+    if not names:
+        raise ActionError("select: matches no node of the topology")
+    return tuple(names)
+
+
+def restart_wave(step: StepSpec, index: int, start: float, topology: Topology,
+                 rng: random.Random) -> tuple[list[Event], float]:
+    """Hosts go down spread over `window` and come back after their down time."""
+    events, end = [], start
+    window = step.window or 0.0
+    for name in _targets(step, topology, rng):
+        u = rng.random()
+        offset = window * (u * u if step.spread == "front-loaded" else u)
+        down = start + offset
+        up = down + sample(step.down_time, rng, 60.0)
+        events += [Event(down, "host_down", (name,), {"mode": step.mode or "hard"}, index),
+                   Event(up, "host_up", (name,), {}, index)]
+        end = max(end, up)
+    return events, end
+
+
+def crash(step: StepSpec, index: int, start: float, topology: Topology,
+          rng: random.Random) -> tuple[list[Event], float]:
+    return [Event(start, "kill", _targets(step, topology, rng), {}, index)], start
+
+
+def _simple(name: str, needs_select: bool = True) -> Scheduler:
+    def schedule(step: StepSpec, index: int, start: float, topology: Topology,
+                 rng: random.Random) -> tuple[list[Event], float]:
+        nodes = _targets(step, topology, rng) if needs_select else ()
+        params = {k: v for k, v in (("link", step.link), ("policy", step.policy),
+                                    ("query", step.query), ("timeout", step.timeout),
+                                    ("text", step.text)) if v is not None}
+        events = [Event(start, name, nodes, params, index)]
+        end = start
+        if step.duration is not None and name in ("set_link", "partition"):
+            end = start + step.duration
+            events.append(Event(end, "reset_link" if name == "set_link" else "heal",
+                                nodes, {}, index))
+        return events, end
+
+    return schedule
+
+
+ACTIONS: dict[str, Scheduler] = {
+    "restart_wave": restart_wave,
+    "crash": crash,
+    "start": _simple("start"),
+    "stop": _simple("stop"),
+    "set_link": _simple("set_link"),
+    "partition": _simple("partition"),
+    "heal": _simple("heal"),
+    "add_nodes": _simple("add_nodes"),
+    "set_policy": _simple("set_policy"),
+    "wait_until": _simple("wait_until", needs_select=False),
+    "mark": _simple("mark", needs_select=False),
+}
+
+
+def schedule(steps: list[StepSpec], topology: Topology, seed: int) -> list[Event]:
+    """Every event of the run, in time order; the same seed gives the same schedule."""
+    rng = random.Random(seed)
+    events: list[Event] = []
+    previous_end = 0.0
+    for index, step in enumerate(steps):
+        if step.action not in ACTIONS:
+            raise ActionError(f"unknown action {step.action!r}; known: "
+                              f"{', '.join(sorted(ACTIONS))}")
+        start = step.at if step.at is not None else previous_end + (step.after or 0.0)
+        made, previous_end = ACTIONS[step.action](step, index, start, topology, rng)
+        events += made
+    return sorted(events, key=lambda e: (e.time, e.step))

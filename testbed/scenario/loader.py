@@ -1,0 +1,67 @@
+"""Scenario YAML -> checked steps and a resolved schedule, with file:line errors.
+
+Unknown actions and selectors that match nothing are reported before any lab starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from testbed.errors import Problem, ScenarioError
+from testbed.scenario.actions import ACTIONS, ActionError, Event, schedule
+from testbed.scenario.model import ScenarioFile, StepSpec
+from testbed.topology.convert import Converter
+from testbed.topology.model import Topology
+from testbed.topology.source import SourceDict, SourceList, YamlSourceError, load_yaml
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    source: str
+    seed: int
+    duration: float | None
+    steps: list[StepSpec]
+    events: list[Event]
+
+
+def load_scenario(path: str | Path, topology: Topology, seed: int | None = None) -> Scenario:
+    path = Path(path)
+    try:
+        raw = load_yaml(path)
+    except YamlSourceError as exc:
+        raise ScenarioError(exc.problems) from None
+    source = str(path)
+    if not isinstance(raw, SourceDict):
+        raise ScenarioError([Problem("a scenario file must be a mapping with steps:",
+                                     source, 1)])
+    convert = Converter()
+    spec = convert.to_dataclass(ScenarioFile, raw, "")
+    if convert.problems or spec is None:
+        raise ScenarioError(convert.problems)
+    steps = spec.steps or []
+    raw_steps = raw.get("steps")
+    problems: list[Problem] = []
+    for i, step in enumerate(steps):
+        line = raw_steps.line_of(i) if isinstance(raw_steps, SourceList) else None
+        if step.action not in ACTIONS:
+            problems.append(Problem(f"unknown action {step.action!r}; known: "
+                                    f"{', '.join(sorted(ACTIONS))}", source, line,
+                                    f"steps[{i}].action"))
+        elif step.at is None and step.after is None and i == 0:
+            problems.append(Problem("the first step needs at: (when it starts)", source,
+                                    line, f"steps[{i}]"))
+        else:
+            try:
+                schedule([step], topology, 0)
+            except ActionError as exc:
+                problems.append(Problem(str(exc), source, line, f"steps[{i}]"))
+    if not steps:
+        problems.append(Problem("steps: the timeline is empty", source, raw.line_of("steps"),
+                                "steps"))
+    if problems:
+        raise ScenarioError(problems)
+    chosen = seed if seed is not None else (spec.seed if spec.seed is not None else 1)
+    return Scenario(name=spec.name or path.stem, source=source, seed=chosen,
+                    duration=spec.duration, steps=steps,
+                    events=schedule(steps, topology, chosen))
