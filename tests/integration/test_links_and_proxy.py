@@ -65,6 +65,8 @@ nodes:
   lossy: {kind: host, uplink: {to: core, loss: 20%}}
   clean: {kind: host, uplink: {to: core}}
   server: {kind: host, uplink: {to: core}}
+  lan: {kind: switch, uplink: {to: core}}
+  lossy-lan: {kind: host, uplink: {to: lan, loss: 20%}}
 """)
 
     def lost(node: str) -> float:
@@ -75,6 +77,7 @@ nodes:
 
     # a ping is lost if either the request or the reply is dropped: 1 - 0.8^2 = 36 %
     assert 0.26 <= lost("lossy") <= 0.46
+    assert 0.26 <= lost("lossy-lan") <= 0.46  # the switch side drops too (bridge hook)
     assert lost("clean") == 0.0
 
 
