@@ -9,6 +9,10 @@ Built from nftables inside the NAT's own namespace:
   UDP packet, from the public port (and, restricted, the remote address) to the inside
   host; unsolicited UDP that matches the map is forwarded in (DNAT).
 The mapping idles out after `udp_timeout`, in the maps and in conntrack alike.
+Unsolicited TCP/UDP for the NAT's own public address is dropped silently before conntrack
+records it: a recorded flow remote:port -> public:port would make masquerade give the
+inside host's next packet to that remote a new public port, breaking the cone mapping
+exactly when a hole-punching peer's packet arrives before the inside host's.
 Cone maps assume the public port equals the inside port, which masquerade keeps unless
 two inside hosts use the same port at once.
 """
@@ -62,7 +66,8 @@ def nat_ruleset(nat_type: str, wan: str, timeout: int, forward: str) -> str:
     maps, learn, inbound = "", "", ""
     if nat_type == "full-cone":
         maps = _map("cone", "inet_service", timeout)
-        learn = f'iifname != "{wan}" ip protocol udp update @cone {{ udp sport : ip saddr . udp sport }}'
+        learn = (f'iifname != "{wan}" ip protocol udp '
+                 "update @cone { udp sport : ip saddr . udp sport }")
         inbound = f'iifname "{wan}" ip protocol udp dnat ip to udp dport map @cone'
     elif nat_type == "restricted-cone":
         maps = _map("cone", "inet_service . ipv4_addr", timeout)
@@ -80,6 +85,8 @@ def nat_ruleset(nat_type: str, wan: str, timeout: int, forward: str) -> str:
         f"{inbound_rule}  }}\n"
         "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n"
         f'    oifname "{wan}" {masquerade}\n  }}\n'
+        "  chain input {\n    type filter hook input priority filter; policy accept;\n"
+        f'    iifname "{wan}" meta l4proto {{ tcp, udp }} ct state new drop\n  }}\n'
         f"{forward}"
         "}\n"
     )
