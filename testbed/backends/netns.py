@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from testbed.errors import BackendError
+from testbed.lab import interrupts
 from testbed.lab.state import LabState
 from testbed.links.shaping import loss_without_netem, nft_loss_table, tc_lines
 from testbed.nodes.base import NodeSetup
@@ -60,7 +61,7 @@ class NetnsBackend:
         if os.geteuid() != 0:
             raise BackendError("building a lab needs root (network namespaces, links, "
                                "qdiscs): run it with sudo")
-        commands.require_tools("ip", "tc", "nft", "unshare")
+        commands.require_tools("ip", "tc", "nft", "unshare", "setpriv")
         taken = [ns for ns in plan.namespaces() if namespaces.exists(ns)]
         if taken:
             raise BackendError(
@@ -88,19 +89,22 @@ class NetnsBackend:
 
         progress.stage("switches and links", len(plan.veths))
         self._infra(plan)
-        for chunk in _chunks(plan.veths, CHUNK):
-            commands.batch("ip", [_veth_line(v.a, v.b, plan.fabric_namespace) for v in chunk],
+        for veths in _chunks(plan.veths, CHUNK):
+            commands.batch("ip", [_veth_line(v.a, v.b, plan.fabric_namespace) for v in veths],
                            namespace=plan.fabric_namespace, context="creating links")
-            progress.advance(len(chunk))
+            progress.advance(len(veths))
         self._bridge_ports(plan)
 
         nodes = [n for n in plan.nodes.values() if n.namespace]
         progress.stage("addresses, routes, shaping, firewalls", len(nodes))
         ends = self._ends_by_namespace(plan)
-        self._configure_shared(plan.fabric_namespace, ends.get(plan.fabric_namespace, []))
+        losses = self._ingress_losses(plan)
+        self._configure_shared(plan.fabric_namespace, ends.get(plan.fabric_namespace, []),
+                               losses.get(plan.fabric_namespace, {}))
 
         def configure(node: PlannedNode) -> None:
-            self._configure_node(node, plan, ends.get(node.namespace or "", []))
+            ns = node.namespace or ""
+            self._configure_node(node, plan, ends.get(ns, []), losses.get(ns, {}))
             progress.advance()
 
         self._parallel(configure, nodes)
@@ -147,26 +151,32 @@ class NetnsBackend:
                     ends[end.namespace].append(end)
         return ends
 
-    def _shaping(self, ns: str, ends: Iterable[VethEnd]) -> tuple[list[str], str]:
+    def _ingress_losses(self, plan: NetworkPlan) -> dict[str, dict[str, float]]:
+        """Without netem, an end's egress loss is dropped where its veth peer receives
+        (namespace -> {device: loss}): silent for the sender, as on a real line."""
         netem = self.have_netem()
-        lines: list[str] = []
-        losses: dict[str, float] = {}
-        for end in ends:
-            lines += tc_lines(end.name, end.shaping, netem)
-            loss = loss_without_netem(end.shaping, netem)
-            if loss is not None:
-                losses[end.name] = loss
-        return lines, nft_loss_table(losses)
+        losses: dict[str, dict[str, float]] = defaultdict(dict)
+        for veth in plan.veths:
+            for sender, receiver in ((veth.a, veth.b), (veth.b, veth.a)):
+                loss = loss_without_netem(sender.shaping, netem)
+                if loss is not None:
+                    losses[receiver.namespace][receiver.name] = loss
+        return losses
 
-    def _configure_shared(self, ns: str, ends: list[VethEnd]) -> None:
-        tc, loss_table = self._shaping(ns, ends)
+    def _shaping(self, ends: Iterable[VethEnd]) -> list[str]:
+        netem = self.have_netem()
+        return [line for end in ends for line in tc_lines(end.name, end.shaping, netem)]
+
+    def _configure_shared(self, ns: str, ends: list[VethEnd], losses: dict[str, float]
+                          ) -> None:
+        tc, loss_table = self._shaping(ends), nft_loss_table(losses)
         commands.batch("tc", tc, namespace=ns, context=f"shaping switch ports in {ns}")
         if loss_table:
             commands.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], stdin=loss_table,
                          context=f"link loss in {ns}")
 
     def _configure_node(self, node: PlannedNode, plan: NetworkPlan,
-                        ends: list[VethEnd]) -> None:
+                        ends: list[VethEnd], losses: dict[str, float]) -> None:
         ns = node.namespace or ""
         lines = ["link set lo up"]
         for iface in node.interfaces:
@@ -178,7 +188,7 @@ class NetnsBackend:
                       f"link set {node.mgmt_interface} up"]
         lines += [f"route add {r.destination} via {r.via}" for r in node.routes]
         commands.batch("ip", lines, namespace=ns, context=f"configuring {node.name}")
-        tc, loss_table = self._shaping(ns, ends)
+        tc, loss_table = self._shaping(ends), nft_loss_table(losses)
         commands.batch("tc", tc, namespace=ns, context=f"shaping links of {node.name}")
         setup = self._setup(node, plan)
         ruleset = setup.nft_ruleset + loss_table
@@ -205,6 +215,7 @@ class NetnsBackend:
                 argv=render_argv(service.argv, values), env=service.env, cwd=node_dir,
                 log=node_dir / f"{service.name}.log")
             state.record({"op": "process", **record.__dict__})
+            interrupts.check()  # the fork's at-fork hooks may have dropped a Ctrl-C
             progress.advance()
 
     def _parallel(self, work: Callable[[T], None], items: Sequence[T]) -> None:

@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
                      (node["mgmt_address"] or "-").split("/")[0], svc, node["state"]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
     print(f"\nlab {report['lab']!r}: {len(report['nodes'])} nodes, status {report['status']},"
           f" state in {report['state_dir']}")
     return 0

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -52,7 +53,7 @@ def clean(state: LabState, progress: Progress, supervisor: Supervisor | None = N
 
 def _stop_strays(recorded: list[str], grace: float = 2.0) -> list[int]:
     me = os.getpid()
-    strays = [pid for ns in recorded for pid in namespaces.processes_in(ns) if pid != me]
+    strays = [pid for pid in namespaces.processes_in_any(recorded) if pid != me]
     for pid in strays:
         _kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
@@ -65,10 +66,8 @@ def _stop_strays(recorded: list[str], grace: float = 2.0) -> list[int]:
 
 
 def _kill(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _exists(pid: int) -> bool:

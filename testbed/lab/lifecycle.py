@@ -7,16 +7,18 @@ import shutil
 from pathlib import Path
 
 from testbed.backends.base import Backend
+from testbed.lab import interrupts
 from testbed.lab.state import LabState
 from testbed.plan.model import NetworkPlan
 from testbed.progress import Progress
-from testbed.topology.model import Topology
+from testbed.topology.model import NatSettings, Topology
 
 
 def bring_up(topology: Topology, plan: NetworkPlan, backend: Backend, state: LabState,
              progress: Progress) -> None:
     """Build the lab. On any failure or interruption, remove what was made, then re-raise."""
     with state.locked():
+        state.ensure_absent()
         try:
             backend.preflight(plan)
         except BaseException:
@@ -27,6 +29,7 @@ def bring_up(topology: Topology, plan: NetworkPlan, backend: Backend, state: Lab
         try:
             _write_inputs(topology, plan, state)
             backend.build(plan, state, progress)
+            interrupts.check()  # a signal whose KeyboardInterrupt Python dropped
             state.record({"op": "status", "value": "up"})
             progress.close()
         except BaseException:
@@ -54,7 +57,7 @@ def summarize(topology: Topology, plan: NetworkPlan, state: LabState) -> dict[st
         "lab": plan.lab,
         "source": topology.source,
         "params": topology.params,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "state_dir": str(state.dir),
         "fabric_namespace": plan.fabric_namespace,
         "mgmt_namespace": plan.mgmt_namespace,
@@ -66,7 +69,8 @@ def summarize(topology: Topology, plan: NetworkPlan, state: LabState) -> dict[st
                 "labels": node.node.labels,
                 "namespace": node.namespace,
                 "realm": node.realm,
-                "nat_type": node.node.nat.type if node.node.nat else None,
+                "nat_type": (node.node.nat or NatSettings()).type if node.kind == "nat"
+                else None,
                 "interfaces": [
                     {"name": i.name, "address": i.address, "peer": i.peer,
                      "rate_out": i.shaping.rate}

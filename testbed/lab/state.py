@@ -67,10 +67,13 @@ class LabState:
     def exists(self) -> bool:
         return self.journal_path.exists()
 
-    def create(self) -> None:
+    def ensure_absent(self) -> None:
         if self.exists():
             raise LabError(f"lab {self.lab!r} is already up (state in {self.dir}); "
                            f"run `testbed down {self.lab}` first")
+
+    def create(self) -> None:
+        self.ensure_absent()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.journal_path.touch()
         self.record({"op": "dir", "path": str(self.dir)})

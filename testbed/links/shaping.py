@@ -2,8 +2,9 @@
 
 - rate: HTB root with one class (what Mininet's TCLink does), queue as a pfifo child;
 - delay/jitter (and loss with them): a netem child, only on kernels that have sch_netem;
-- loss without netem: nftables rules with a random drop where packets leave through the
-  device (IP output/forward, bridge forward), so loss works on kernels without sch_netem.
+- loss without netem: an nftables netdev ingress rule with a random drop at the *receiving*
+  end of the link, so loss works on kernels without sch_netem and, as on a real line, the
+  sender never learns of it.
 """
 
 from __future__ import annotations
@@ -56,27 +57,26 @@ def tc_lines(device: str, shaping: Shaping, have_netem: bool) -> list[str]:
 
 
 def nft_loss_table(devices: dict[str, float]) -> str:
-    """nft tables dropping packets that leave each device with its probability.
+    """An nft netdev table dropping packets that *arrive* on each device with its probability.
 
-    Drops happen where a packet is committed to a device: the IP output and forward
-    hooks (hosts, routers, NATs) and the bridge forward hook (switch ports). The netdev
-    egress hook is not used: packets dropped there were measured to be sent again,
-    giving much less loss than configured.
+    The backend passes the receiving end of each lossy direction (the veth peer of the end
+    whose egress has the loss). Dropping on arrival is what a lossy wire does: the packet
+    was sent (and used the sender's rate) and the sending program sees no error. A drop in
+    the sender's own hooks (netdev egress, IP output) makes sendto()/sendmsg() fail with
+    EPERM: programs see an error, and TCP keeps the segment and sends it again, never
+    seeing the loss.
     """
     if not devices:
         return ""
-    rules = "".join(
-        f'    oifname "{device}" numgen random mod {LOSS_SCALE} < '
-        f"{int(round(loss * LOSS_SCALE))} drop\n"
-        for device, loss in sorted(devices.items()))
-    chain = "  chain {name} {{\n    type filter hook {hook} priority -300; policy accept;\n" \
-            "{rules}  }}\n"
-    ip_table = ("table ip testbed_loss {\n"
-                + chain.format(name="output", hook="output", rules=rules)
-                + chain.format(name="forward", hook="forward", rules=rules) + "}\n")
-    bridge_table = ("table bridge testbed_loss {\n"
-                    + chain.format(name="forward", hook="forward", rules=rules) + "}\n")
-    return ip_table + bridge_table
+    chains = []
+    for i, (device, loss) in enumerate(sorted(devices.items())):
+        threshold = int(round(loss * LOSS_SCALE))
+        chains.append(
+            f"  chain loss{i} {{\n"
+            f'    type filter hook ingress device "{device}" priority -300; policy accept;\n'
+            f"    numgen random mod {LOSS_SCALE} < {threshold} drop\n  }}\n"
+        )
+    return "table netdev testbed_loss {\n" + "".join(chains) + "}\n"
 
 
 def loss_without_netem(shaping: Shaping, have_netem: bool) -> float | None:

@@ -8,15 +8,20 @@ from collections.abc import Sequence
 
 from testbed.errors import BackendError, CommandFailed
 
+# A tool must not outlive the testbed command that started it: after `up` is killed with
+# SIGKILL, an orphaned `ip -batch` still holding its input would go on creating namespaces
+# while `testbed down` removes the lab, and leave them behind. setpriv (util-linux, like
+# unshare) asks the kernel to SIGKILL the tool when its parent dies, then execs it.
+DIE_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL")
+
 
 def run(argv: Sequence[str], *, stdin: str | None = None, context: str = "",
         check: bool = True) -> subprocess.CompletedProcess[str]:
-    try:
-        result = subprocess.run(list(argv), input=stdin, capture_output=True, text=True,
-                                check=False)
-    except FileNotFoundError as exc:
-        raise BackendError(f"{argv[0]} is not installed; run the set-up (scripts/setup.sh)"
-                           ) from exc
+    for tool in (DIE_WITH_PARENT[0], argv[0]):
+        if shutil.which(tool) is None:
+            raise BackendError(f"{tool} is not installed; run the set-up (scripts/setup.sh)")
+    result = subprocess.run([*DIE_WITH_PARENT, *argv], input=stdin, capture_output=True,
+                            text=True, check=False)
     if check and result.returncode != 0:
         detail = result.stderr
         if stdin is not None:

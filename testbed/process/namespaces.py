@@ -83,15 +83,20 @@ def write_sysctls(name: str, values: dict[str, str]) -> None:
 
 def processes_in(name: str) -> list[int]:
     """Pids whose network namespace is this one (found by inode, never by name)."""
-    ino = inode(name)
-    if ino is None:
+    return processes_in_any([name])
+
+
+def processes_in_any(names: list[str]) -> list[int]:
+    """Pids inside any of these namespaces, in one pass over /proc."""
+    inodes = {ino for ino in map(inode, names) if ino is not None}
+    if not inodes:
         return []
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if os.stat(entry / "ns" / "net").st_ino == ino:
+            if os.stat(entry / "ns" / "net").st_ino in inodes:
                 pids.append(int(entry.name))
         except OSError:
             continue
