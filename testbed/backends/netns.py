@@ -22,7 +22,7 @@ from testbed.lab.state import LabState
 from testbed.links.shaping import loss_without_netem, nft_loss_table, tc_lines
 from testbed.nodes.base import NodeSetup
 from testbed.nodes.registry import KindRegistry, default_registry
-from testbed.nodes.templating import render_argv
+from testbed.nodes.templating import placeholder_values, render_argv
 from testbed.plan.model import NetworkPlan, PlannedNode, VethEnd
 from testbed.process import commands, namespaces
 from testbed.process.supervisor import Supervisor
@@ -206,9 +206,7 @@ class NetnsBackend:
         node_dir.mkdir(parents=True, exist_ok=True)
         for name, content in setup.files.items():
             (node_dir / name).write_text(content)
-        values = {"name": node.name, "addr": node.primary_address() or "",
-                  "n": node.node.index or "", "state_dir": str(node_dir), "lab": plan.lab,
-                  "mgmt_addr": (node.mgmt_address or "").split("/")[0], "kind": node.kind}
+        values = placeholder_values(node, plan, str(node_dir))
         for service in setup.services:
             record = self.supervisor.start(
                 node=node.name, service=service.name, namespace=node.namespace or "",

@@ -28,3 +28,27 @@ def test_lab_is_sealed_from_the_real_network(make_lab) -> None:
     assert "Unreachable" in result.stdout + result.stderr
     routes = lab.exec("core", "ip", "route").stdout
     assert "default" not in routes
+
+
+def test_any_binary_gets_its_address_state_dir_and_the_labs_bootstrap_list(make_lab) -> None:
+    lab = make_lab("""
+nodes:
+  core: {kind: router}
+  login: {kind: login, command: "sleep 600", uplink: {to: core}}
+  sn1: {kind: host, labels: {sn_capable: true}, uplink: {to: core}}
+  sn2: {kind: host, labels: {sn_capable: true}, uplink: {to: core}}
+  mine:
+    kind: peer
+    command: ["sh", "-c", "echo {addr} {bootstrap} {login} > {state_dir}/args; sleep 600"]
+    uplink: {to: core}
+""")
+    args = lab.state.node_dir("mine") / "args"
+    import time
+
+    deadline = time.monotonic() + 10
+    while not args.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    addr, bootstrap, login = args.read_text().split()
+    assert addr == lab.addr("mine")
+    assert bootstrap.split(",") == [lab.addr("sn1"), lab.addr("sn2")]
+    assert login == lab.addr("login")
