@@ -68,6 +68,16 @@ class RunningLab:
         """Run a Python snippet inside the node (same interpreter as the tests)."""
         return self.exec(node, sys.executable, "-c", textwrap.dedent(code), timeout=timeout)
 
+    def mgmt_get(self, node: str, path: str, timeout: float = 10) -> str:
+        """GET http://<node's management address>:9100<path>, from the lab's management
+        namespace (the only place that reaches it): metrics and the peer control API."""
+        address = (self.plan.nodes[node].mgmt_address or "").split("/")[0]
+        result = subprocess.run(
+            ["ip", "netns", "exec", self.plan.mgmt_namespace, "curl", "-s", "-m",
+             str(timeout), f"http://{address}:9100{path}"],
+            capture_output=True, text=True, timeout=timeout + 5)
+        return result.stdout
+
     def down(self) -> None:
         if self.state.exists():
             tear_down(self.backend, self.state, Progress(enabled=False))

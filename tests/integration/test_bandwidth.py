@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli, unique_lab_name
+from tests.integration.traffic import UDP_PORT, UDP_SINK
 
 pytestmark = pytest.mark.root
 
@@ -88,28 +89,6 @@ nodes:
     assert down > 10 * up
 
 
-# Counts UDP datagrams on port 9999 until a line arrives on stdin; prints the count and
-# the source addresses.
-UDP_SINK = """
-import select, socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
-s.bind(("0.0.0.0", 9999))
-print("ready", flush=True)
-count, senders, stop = 0, set(), False
-while True:
-    readable, _, _ = select.select([s, sys.stdin], [], [], 0 if stop else None)
-    if s in readable:
-        _, (host, _) = s.recvfrom(2048)
-        count += 1
-        senders.add(host)
-    elif stop:
-        break
-    if sys.stdin in readable:
-        sys.stdin.readline()
-        stop = True  # take what is queued, then stop
-print(count, " ".join(sorted(senders)), flush=True)
-"""
 
 
 def one_way_loss(lab, sender: str, receiver: str, packets: int = 1000) -> float:
@@ -128,7 +107,7 @@ def one_way_loss(lab, sender: str, receiver: str, packets: int = 1000) -> float:
             errors = []
             for i in range({packets}):
                 try:
-                    s.sendto(b"x" * 64, ("{lab.addr(receiver)}", 9999))
+                    s.sendto(b"x" * 64, ("{lab.addr(receiver)}", {UDP_PORT}))
                 except OSError as exc:
                     errors.append(exc.strerror)
                 if i % 10 == 9:

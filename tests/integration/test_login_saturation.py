@@ -4,7 +4,6 @@ in both cases: the difference is wasted work, which is what sustains an outage."
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
@@ -29,10 +28,7 @@ nodes:
 
 
 def _requests(lab) -> dict[str, float]:
-    mgmt = (lab.plan.nodes["login"].mgmt_address or "").split("/")[0]
-    text = subprocess.run(["ip", "netns", "exec", lab.plan.mgmt_namespace, "curl", "-s",
-                           "-m", "5", f"http://{mgmt}:9100/metrics"], capture_output=True,
-                          text=True, timeout=10).stdout
+    text = lab.mgmt_get("login", "/metrics")
     out: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith("login_server_requests_total{"):

@@ -100,10 +100,7 @@ print(json.dumps({{"probe": ack.type.name, "login": frames[0].type.name}}))
 
 
 def _metrics(lab, node: str) -> dict[str, float]:
-    mgmt = (lab.plan.nodes[node].mgmt_address or "").split("/")[0]
-    text = subprocess.run(["ip", "netns", "exec", lab.plan.mgmt_namespace, "curl", "-s", "-m",
-                           "5", f"http://{mgmt}:9100/metrics"], capture_output=True,
-                          text=True, timeout=10).stdout
+    text = lab.mgmt_get(node, "/metrics")
     values: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith("peer_protocol_errors_total{"):

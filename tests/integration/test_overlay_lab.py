@@ -41,12 +41,9 @@ nodes:
 
 
 def control(lab: RunningLab, node: str, path: str, timeout: float = 20) -> dict[str, object]:
-    """GET the peer's control API through the lab's management namespace."""
-    mgmt = (lab.plan.nodes[node].mgmt_address or "").split("/")[0]
-    result = subprocess.run(
-        ["ip", "netns", "exec", lab.plan.mgmt_namespace, "curl", "-s", "-m", str(timeout),
-         f"http://{mgmt}:9100{path}"], capture_output=True, text=True, timeout=timeout + 5)
-    return json.loads(result.stdout) if result.stdout else {}
+    """The peer's control API (JSON), through the lab's management namespace."""
+    text = lab.mgmt_get(node, path, timeout)
+    return json.loads(text) if text else {}
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
