@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import run_cli, unique_lab_name
-from tests.integration.traffic import UDP_PORT, UDP_SINK
+from tests.integration.traffic import udp_burst
 
 pytestmark = pytest.mark.root
 
@@ -96,34 +95,9 @@ def one_way_loss(lab, sender: str, receiver: str, packets: int = 1000) -> float:
 
     Every sendto() must succeed: on a lossy line the sender does not learn of the loss."""
     warm_up(lab, sender, receiver)
-    sink = lab.popen(receiver, sys.executable, "-c", UDP_SINK, stdin=subprocess.PIPE,
-                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert sink.stdout is not None
-        assert sink.stdout.readline().strip() == "ready"
-        send = lab.python(sender, f"""
-            import socket, time
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            errors = []
-            for i in range({packets}):
-                try:
-                    s.sendto(b"x" * 64, ("{lab.addr(receiver)}", {UDP_PORT}))
-                except OSError as exc:
-                    errors.append(exc.strerror)
-                if i % 10 == 9:
-                    time.sleep(0.002)
-            print(len(errors), sorted(set(errors)))
-        """)
-        assert send.returncode == 0, send.stderr
-        assert send.stdout.startswith("0 "), f"sendto() failed on {sender}: {send.stdout}"
-        time.sleep(0.3)  # the last datagrams are on their way
-        out, err = sink.communicate("stop\n", timeout=15)
-        assert sink.returncode == 0, err
-    finally:
-        if sink.poll() is None:
-            sink.kill()
-            sink.wait(5)
-    return 1 - int(out.split()[0]) / packets
+    received, _, errors = udp_burst(lab, sender, receiver, packets, size=64)
+    assert errors == 0, f"sendto() failed {errors} times on {sender}"
+    return 1 - received / packets
 
 
 def warm_up(lab, node: str, target: str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.traffic import UDP_PORT, UDP_SINK
+from tests.integration.traffic import udp_burst as shared_udp_burst
 
 pytestmark = pytest.mark.root
 
@@ -35,29 +35,9 @@ WEB_PORT = 8000
 
 
 def udp_burst(lab, sender: str, receiver: str, packets: int = 20) -> tuple[int, str]:
-    """Send `packets` datagrams from sender to receiver; (received count, source addresses)."""
-    sink = lab.popen(receiver, sys.executable, "-c", UDP_SINK, stdin=subprocess.PIPE,
-                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert sink.stdout is not None
-        assert sink.stdout.readline().strip() == "ready"
-        send = lab.python(sender, f"""
-            import socket, time
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            for i in range({packets}):
-                s.sendto(b"x" * 100, ("{lab.addr(receiver)}", {UDP_PORT}))
-                time.sleep(0.005)
-        """)
-        assert send.returncode == 0, send.stderr
-        time.sleep(0.5)  # the last datagrams are on their way
-        out, err = sink.communicate("stop\n", timeout=15)
-        assert sink.returncode == 0, err
-    finally:
-        if sink.poll() is None:
-            sink.kill()
-            sink.wait(5)
-    count, _, senders = out.strip().partition(" ")
-    return int(count), senders
+    """(received count, source addresses) of a burst from sender to receiver."""
+    count, senders, _ = shared_udp_burst(lab, sender, receiver, packets)
+    return count, " ".join(senders)
 
 
 def web_log_clients(log: Path) -> list[str]:
