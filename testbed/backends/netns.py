@@ -11,21 +11,25 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TypeVar
 
-from testbed.errors import BackendError
+from testbed.errors import BackendError, ProcessError
 from testbed.lab import interrupts
-from testbed.lab.state import LabState
+from testbed.lab.state import LabState, ProcessRecord
 from testbed.links.shaping import loss_without_netem, nft_loss_table, tc_lines
 from testbed.nodes.base import NodeSetup
 from testbed.nodes.registry import KindRegistry, default_registry
 from testbed.nodes.templating import placeholder_values, render_argv
 from testbed.plan.model import NetworkPlan, PlannedNode, VethEnd
 from testbed.process import commands, namespaces
-from testbed.process.supervisor import Supervisor
+from testbed.process.launcher import request_fork
+from testbed.process.supervisor import Supervisor, is_alive
 from testbed.progress import Progress
 
 T = TypeVar("T")
@@ -46,6 +50,7 @@ class NetnsBackend:
         self.workers = workers
         self.supervisor = Supervisor()
         self._netem: bool | None = None
+        self._launcher_socket: Path | None = None
 
     # --- checks ---------------------------------------------------------------------
     def have_netem(self) -> bool:
@@ -208,13 +213,42 @@ class NetnsBackend:
             (node_dir / name).write_text(content)
         values = placeholder_values(node, plan, str(node_dir))
         for service in setup.services:
-            record = self.supervisor.start(
-                node=node.name, service=service.name, namespace=node.namespace or "",
-                argv=render_argv(service.argv, values), env=service.env, cwd=node_dir,
-                log=node_dir / f"{service.name}.log")
+            log = node_dir / f"{service.name}.log"
+            if service.peer_config:
+                pid, began = request_fork(self._launcher(plan, state),
+                                          namespace=node.namespace or "",
+                                          config=node_dir / service.peer_config, log=log,
+                                          cwd=node_dir)
+                record = ProcessRecord(node.name, service.name, pid, began,
+                                       node.namespace or "", str(log))
+            else:
+                record = self.supervisor.start(
+                    node=node.name, service=service.name, namespace=node.namespace or "",
+                    argv=render_argv(service.argv, values), env=service.env, cwd=node_dir,
+                    log=log)
             state.record({"op": "process", **record.__dict__})
             interrupts.check()  # the fork's at-fork hooks may have dropped a Ctrl-C
             progress.advance()
+
+    def _launcher(self, plan: NetworkPlan, state: LabState) -> Path:
+        """The lab's pre-forking peer launcher, started on first use in the lab's
+        management namespace and journaled like any service."""
+        socket_path = state.dir / "launcher.sock"
+        if self._launcher_socket is None:
+            record = self.supervisor.start(
+                node="", service="launcher", namespace=plan.mgmt_namespace,
+                argv=(sys.executable, "-m", "testbed.process.launcher", "--socket",
+                      str(socket_path)),
+                env={}, cwd=state.dir, log=state.dir / "launcher.log")
+            state.record({"op": "process", **record.__dict__})
+            deadline = time.monotonic() + 30
+            while not socket_path.exists():
+                if time.monotonic() > deadline or not is_alive(record):
+                    raise ProcessError(f"the peer launcher did not start; see "
+                                       f"{state.dir / 'launcher.log'}")
+                time.sleep(0.05)
+            self._launcher_socket = socket_path
+        return self._launcher_socket
 
     def _parallel(self, work: Callable[[T], None], items: Sequence[T]) -> None:
         with ThreadPoolExecutor(max_workers=self.workers) as pool:

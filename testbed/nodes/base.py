@@ -22,6 +22,9 @@ class ServiceSpec:
     name: str
     argv: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
+    # the reference peer: fork it from the lab's pre-forking launcher (shared memory)
+    # instead of starting a new interpreter; `argv` stays the equivalent command line
+    peer_config: str | None = None
 
 
 @dataclass

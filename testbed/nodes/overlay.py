@@ -22,7 +22,7 @@ CONFIG_NAME = "peer.json"
 
 def peer_service() -> ServiceSpec:
     return ServiceSpec("peer", (sys.executable, "-m", "testbed", "peer", "--config",
-                                "{state_dir}/" + CONFIG_NAME))
+                                "{state_dir}/" + CONFIG_NAME), peer_config=CONFIG_NAME)
 
 
 def _secret(plan: NetworkPlan, overlay: OverlaySettings, what: str) -> bytes:

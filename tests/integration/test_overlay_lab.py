@@ -69,6 +69,14 @@ def test_fifty_peers_behind_nats_and_a_proxy_all_log_in_and_find_each_other(make
         return all(control(lab, n, "/status").get("logged_in") for n in names)
 
     wait_for(everyone_online, 90, "all 47 clients to log in")
+    # every reference peer was forked from the lab's one pre-forking launcher
+    records = lab.state.read().processes
+    launchers = [r.pid for r in records if r.service == "launcher"]
+    peers = [r.pid for r in records if r.service == "peer"]
+    assert len(launchers) == 1 and len(peers) == 51  # 47 clients, 3 supernodes, login
+    parents = {int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+               for pid in peers}
+    assert parents == set(launchers)
     corp = control(lab, "corp1", "/status")
     assert corp["attached_to"], corp
     # the corporate PC got out only through the proxy: tinyproxy logged its CONNECTs
