@@ -17,7 +17,7 @@ import time
 
 from testbed.lab.state import LabState
 from testbed.process import commands, namespaces
-from testbed.process.supervisor import Supervisor, stop
+from testbed.process.supervisor import Supervisor, running, stop
 from testbed.progress import Progress
 
 
@@ -57,10 +57,10 @@ def _stop_strays(recorded: list[str], grace: float = 2.0) -> list[int]:
     for pid in strays:
         _kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_exists(p) for p in strays):
+    while time.monotonic() < deadline and any(running(p) for p in strays):
         time.sleep(0.05)
     for pid in strays:
-        if _exists(pid):
+        if running(pid):
             _kill(pid, signal.SIGKILL)
     return strays
 
@@ -69,10 +69,3 @@ def _kill(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
 
-
-def _exists(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False

@@ -28,15 +28,18 @@ def start_time(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
-def is_alive(record: ProcessRecord) -> bool:
-    """Alive and still the same process (not a reused pid), and not a zombie."""
-    if start_time(record.pid) != record.start_time:
-        return False
+def running(pid: int) -> bool:
+    """The pid exists and is not a zombie."""
     try:
-        state = Path(f"/proc/{record.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
     return state != "Z"
+
+
+def is_alive(record: ProcessRecord) -> bool:
+    """Alive and still the same process (not a reused pid), and not a zombie."""
+    return start_time(record.pid) == record.start_time and running(record.pid)
 
 
 class Supervisor:
