@@ -23,7 +23,6 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from testbed.backends.netns import NetnsBackend
-    from testbed.lab import interrupts
     from testbed.lab.lifecycle import bring_up
     from testbed.lab.state import LabState, state_root
     from testbed.plan.build import build_plan
@@ -38,8 +37,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"building lab {topology.name!r}: {len(topology.nodes)} nodes, "
               f"{len(plan.veths)} links", file=sys.stderr)
     try:
-        with interrupts.rollback_on_signals():
-            bring_up(topology, plan, NetnsBackend(), state, progress)
+        bring_up(topology, plan, NetnsBackend(), state, progress)
     except KeyboardInterrupt:
         print(f"interrupted: lab {topology.name!r} was rolled back", file=sys.stderr)
         raise

@@ -16,8 +16,9 @@ from testbed.topology.model import NatSettings, Topology
 
 def bring_up(topology: Topology, plan: NetworkPlan, backend: Backend, state: LabState,
              progress: Progress) -> None:
-    """Build the lab. On any failure or interruption, remove what was made, then re-raise."""
-    with state.locked():
+    """Build the lab. On any failure or interruption (an exception, Ctrl-C, SIGTERM),
+    remove what was made, then re-raise. Call from the main thread (signal handlers)."""
+    with state.locked(), interrupts.rollback_on_signals():
         state.ensure_absent()
         try:
             backend.preflight(plan)
