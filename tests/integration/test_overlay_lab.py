@@ -168,7 +168,7 @@ def test_losing_a_supernode_makes_its_clients_reattach_and_restart_keeps_host_ca
     assert len(learnt) == 3  # bootstrap plus what JOIN_OK taught it
     client = next(r for r in lab.state.read().processes if r.node == "fc2")
     os.kill(client.pid, signal.SIGKILL)
-    restarted = lab.popen("fc2", *_argv_of(client.pid, lab, "fc2"),
+    restarted = lab.popen("fc2", *_argv_of(lab, "fc2"),
                           cwd=str(lab.state.node_dir("fc2")),
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -180,7 +180,8 @@ def test_losing_a_supernode_makes_its_clients_reattach_and_restart_keeps_host_ca
         restarted.wait(5)
 
 
-def _argv_of(pid: int, lab: RunningLab, node: str) -> list[str]:
+def _argv_of(lab: RunningLab, node: str) -> list[str]:
+    """The command line the testbed starts a reference peer with, to restart one by hand."""
     import sys
 
     config = lab.state.node_dir(node) / "peer.json"
