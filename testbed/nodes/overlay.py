@@ -59,16 +59,12 @@ def proxy_for(node: PlannedNode, plan: NetworkPlan) -> str | None:
     """The HTTP proxy a node behind a proxy-only firewall must tunnel through."""
     for gateway in plan.nodes.values():
         fw = gateway.node.firewall
-        if (gateway.inner_realm == node.realm or gateway.name == _gateway_name(node)) and fw \
+        if (gateway.inner_realm == node.realm or gateway.name == node.node.uplink) and fw \
                 and fw.egress == "proxy-only" and fw.proxy and fw.proxy in plan.nodes:
             proxy = plan.nodes[fw.proxy]
             port = proxy.node.proxy.port if proxy.node.proxy else 8888
             return f"{proxy.primary_address()}:{port}"
     return None
-
-
-def _gateway_name(node: PlannedNode) -> str | None:
-    return node.node.uplink
 
 
 def peer_config(node: PlannedNode, plan: NetworkPlan, overlay: OverlaySettings) -> PeerConfig:

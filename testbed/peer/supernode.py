@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -337,7 +336,3 @@ class _RelayProtocol(asyncio.DatagramProtocol):
             if end != addr:
                 self.relay.transport.sendto(data, end)
                 self.metrics.relayed_bytes.inc(len(data))
-
-
-def new_call_id() -> str:
-    return uuid.uuid4().hex[:16]

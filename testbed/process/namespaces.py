@@ -81,13 +81,9 @@ def write_sysctls(name: str, values: dict[str, str]) -> None:
                 raise BackendError(f"cannot set {key}={value} in {name}: {exc.strerror}") from exc
 
 
-def processes_in(name: str) -> list[int]:
-    """Pids whose network namespace is this one (found by inode, never by name)."""
-    return processes_in_any([name])
-
-
 def processes_in_any(names: list[str]) -> list[int]:
-    """Pids inside any of these namespaces, in one pass over /proc."""
+    """Pids inside any of these namespaces (found by inode, never by name), in one pass
+    over /proc."""
     inodes = {ino for ino in map(inode, names) if ino is not None}
     if not inodes:
         return []
