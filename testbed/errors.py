@@ -86,3 +86,7 @@ class LabError(TestbedError):
 
 class ProcessError(TestbedError):
     """A service inside a lab node could not be started or stopped."""
+
+
+class StepError(TestbedError):
+    """A scenario step could not act on the running lab (logged; the run goes on)."""

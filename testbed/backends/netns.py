@@ -10,6 +10,7 @@ and no namespace has a link to the real network.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -117,7 +118,7 @@ class NetnsBackend:
         services = [(n, s) for n in nodes for s in self._setup(n, plan).services]
         progress.stage("services", len(services))
         for node in nodes:
-            self._start_services(node, plan, state, progress)
+            self.start_services(node, plan, state, progress)
 
     def _setup(self, node: PlannedNode, plan: NetworkPlan) -> NodeSetup:
         return self.registry.get(node.kind).setup(node, plan)
@@ -202,12 +203,15 @@ class NetnsBackend:
                          context=f"firewall/NAT rules of {node.name}")
         namespaces.write_sysctls(ns, setup.sysctls)
 
-    def _start_services(self, node: PlannedNode, plan: NetworkPlan, state: LabState,
-                        progress: Progress) -> None:
+    def start_services(self, node: PlannedNode, plan: NetworkPlan, state: LabState,
+                       progress: Progress | None = None) -> list[ProcessRecord]:
+        """Start a node's services (at `up`, and again when a scenario restarts the node:
+        files already in its state directory, such as a host cache, are kept)."""
         setup = self._setup(node, plan)
         node_dir = state.node_dir(node.name)
+        started: list[ProcessRecord] = []
         if not setup.files and not setup.services:
-            return
+            return started
         node_dir.mkdir(parents=True, exist_ok=True)
         for name, content in setup.files.items():
             (node_dir / name).write_text(content)
@@ -227,13 +231,18 @@ class NetnsBackend:
                     argv=render_argv(service.argv, values), env=service.env, cwd=node_dir,
                     log=log)
             state.record({"op": "process", **record.__dict__})
+            started.append(record)
             interrupts.check()  # the fork's at-fork hooks may have dropped a Ctrl-C
-            progress.advance()
+            if progress:
+                progress.advance()
+        return started
 
     def _launcher(self, plan: NetworkPlan, state: LabState) -> Path:
         """The lab's pre-forking peer launcher, started on first use in the lab's
         management namespace and journaled like any service."""
         socket_path = state.dir / "launcher.sock"
+        if self._launcher_socket is None and _answers(socket_path):
+            self._launcher_socket = socket_path  # started by the command that built the lab
         if self._launcher_socket is None:
             record = self.supervisor.start(
                 node="", service="launcher", namespace=plan.mgmt_namespace,
@@ -260,6 +269,18 @@ class NetnsBackend:
         from testbed.lab.cleanup import clean
 
         return clean(state, progress, self.supervisor)
+
+
+def _answers(socket_path: Path) -> bool:
+    """Whether a launcher listens on this socket (a later command reusing the lab's)."""
+    if not socket_path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(socket_path))
+        except OSError:
+            return False
+    return True
 
 
 def _veth_line(a: VethEnd, b: VethEnd, here: str) -> str:

@@ -9,10 +9,24 @@ from collections.abc import Sequence
 from types import FrameType
 
 from testbed import __version__
-from testbed.cli import demo, down, exec_cmd, graph, inspect, peer, schema, up, validate
+from testbed.cli import (
+    demo,
+    down,
+    exec_cmd,
+    graph,
+    inspect,
+    peer,
+    reboot,
+    results,
+    run,
+    schema,
+    up,
+    validate,
+)
 from testbed.errors import InputError, TestbedError
 
-COMMANDS = (validate, schema, up, down, inspect, exec_cmd, graph, demo, peer)
+COMMANDS = (validate, schema, up, down, inspect, exec_cmd, reboot, run, results, graph, demo,
+            peer)
 
 EPILOG = """\
 typical session:

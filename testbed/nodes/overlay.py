@@ -94,7 +94,7 @@ def peer_config(node: PlannedNode, plan: NetworkPlan, overlay: OverlaySettings) 
         role="peer", user=node.name, password=password_of(plan, overlay, node.name),
         bootstrap=addresses[shift:] + addresses[:shift],
         sn_capable=is_supernode_capable(node, overlay),
-        min_uptime=sn.min_uptime, proxy=proxy_for(node, plan),
+        min_uptime=sn.min_uptime, warmup=overlay.warmup, proxy=proxy_for(node, plan),
         supernode={"port": sn.port, "max_children": sn.max_children,
                    "joins_per_second": sn.joins_per_second,
                    "overload": {"behaviour": sn.overload,

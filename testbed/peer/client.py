@@ -30,7 +30,6 @@ from testbed.peer.wire import (
     encode,
 )
 
-KEEPALIVE_INTERVAL = 5.0
 PUNCH_SECONDS = 2.0  # direct media must arrive within this, else relay
 TCP_PORTS: dict[Transport, int | None] = {"tcp": None, "tcp80": 80, "tcp443": 443}
 
@@ -151,40 +150,50 @@ class Client:
             await asyncio.sleep(wait)
 
     async def one_round(self) -> Connection | Attempt:
+        """One login round. Several host-cache entries are UDP-probed at once (policy 2007);
+        supernodes that answered are joined first, in answer order, then the others over
+        TCP, TCP 80 and TCP 443 (a client joins one supernode at a time)."""
         candidates = self.cache.pick(self.policy.parallel_probes)
         if not candidates:
             return Attempt("no-supernode")
-        tasks = [asyncio.create_task(self.attempt(sn)) for sn in candidates]
-        winner: Connection | None = None
+        answered: dict[str, bool] = {}
+        if len(candidates) > 1 and not self.proxy and "udp" in self.policy.transports:
+            answered = await self._probe_all(candidates)
+            candidates = sorted(candidates, key=lambda sn: not answered.get(sn))
         last = Attempt("timeout")
-        for done in asyncio.as_completed(tasks):
-            result = await done
-            if isinstance(result, Connection) and winner is None:
-                winner = result
-                for task in tasks:
-                    task.cancel()
-                break
-            if isinstance(result, Attempt):
-                last = result
-        for task in tasks:
-            if task.done() and not task.cancelled():
-                result = task.result()
-                if isinstance(result, Connection) and result is not winner:
-                    result.close()
-        return winner or last
+        for sn in candidates:
+            result = await self.attempt(sn, answered.get(sn))
+            if isinstance(result, Connection):
+                return result
+            last = result
+        return last
 
-    async def attempt(self, sn: str) -> Connection | Attempt:
+    async def _probe_all(self, candidates: list[str]) -> dict[str, bool]:
+        async def probe(sn: str) -> tuple[str, bool]:
+            host, _, port = sn.rpartition(":")
+            self.metrics.login_attempts.labels(transport="udp").inc()
+            ok = await self._udp_probe(host, int(port))
+            if not ok:
+                self.metrics.login_failures.labels(reason="udp-timeout").inc()
+            return sn, ok
+
+        return dict(await asyncio.gather(*(probe(sn) for sn in candidates)))
+
+    async def attempt(self, sn: str, udp_answered: bool | None = None) -> Connection | Attempt:
+        """Try one supernode: UDP probe, then TCP joins. `udp_answered` says how a probe
+        already sent this round went (None: none was sent)."""
         host, _, port_text = sn.rpartition(":")
         port = int(port_text)
         last = Attempt("timeout")
         for transport in self.policy.transports:
             if transport == "udp":
-                if self.proxy:
-                    continue  # a proxy-only site passes no UDP
-                self.metrics.login_attempts.labels(transport="udp").inc()
-                if not await self._udp_probe(host, port):
-                    self.metrics.login_failures.labels(reason="udp-timeout").inc()
-                    continue
+                if self.proxy or udp_answered is False:
+                    continue  # a proxy-only site passes no UDP; or it timed out already
+                if udp_answered is None:
+                    self.metrics.login_attempts.labels(transport="udp").inc()
+                    if not await self._udp_probe(host, port):
+                        self.metrics.login_failures.labels(reason="udp-timeout").inc()
+                        continue
                 transport = "tcp"
             else:
                 self.metrics.login_attempts.labels(transport=transport).inc()
@@ -315,10 +324,10 @@ class Client:
         seq = 0
         try:
             while True:
-                await asyncio.sleep(KEEPALIVE_INTERVAL)
+                await asyncio.sleep(self.policy.keepalive)
                 seq += 1
                 reply = await conn.request(encode(MessageType.KEEPALIVE, {"seq": seq}),
-                                           KEEPALIVE_INTERVAL * 2)
+                                           self.policy.keepalive * 2)
                 if reply.type is not MessageType.KEEPALIVE_ACK:
                     break
         except (OSError, TimeoutError, ConnectionError, ProtocolError):

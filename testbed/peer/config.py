@@ -35,6 +35,7 @@ class PeerConfig:
     time_scale: float = 1.0
     sn_capable: bool = False
     min_uptime: float = 30.0
+    warmup: float = 0.0  # first boot: clients start within U(0, warmup) seconds
     proxy: str | None = None
     seed: int = 0
     supernode: dict[str, Any] = field(default_factory=dict)

@@ -36,6 +36,7 @@ class RetryPolicy:
     budget_timeout_cost: int = 10
     budget_success_refund: int = 1
     reconnect_delay: float = 0.0  # after losing the supernode
+    keepalive: float = 5.0  # keep-alive interval; the supernode is lost after 2 missed
 
     def wait_after_failure(self, failures: int, rng: random.Random,
                            retry_after: float | None = None) -> float:
@@ -57,7 +58,8 @@ class RetryPolicy:
                        round_wait=self.round_wait * scale,
                        backoff_base=self.backoff_base * scale,
                        backoff_cap=self.backoff_cap * scale,
-                       reconnect_delay=self.reconnect_delay * scale)
+                       reconnect_delay=self.reconnect_delay * scale,
+                       keepalive=self.keepalive * scale)
 
 
 class RetryBudget:

@@ -2,13 +2,16 @@
 client and, when eligible and up long enough, also a supernode.
 
 A supernode-capable node (public address, no NAT or proxy: decided by the testbed from
-the topology) is promoted after `min_uptime`; a supernode that drops its role under
-overload (2010) carries on as a client.
+the topology) serves at once on its first boot (a lab starts in steady state) and after a
+restart only once up for `min_uptime` (CALIBRATION.md: a restarted supernode takes time
+before it serves again). A supernode that drops its role under overload (2010) carries on
+as a client and tries the role again after another `min_uptime`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import signal
@@ -22,7 +25,7 @@ from testbed.peer.control import ControlServer, Handler
 from testbed.peer.hostcache import HostCache
 from testbed.peer.login_server import LoginServer
 from testbed.peer.metrics import PeerMetrics
-from testbed.peer.policies import policy_named
+from testbed.peer.policies import RetryBudget, policy_named
 from testbed.peer.supernode import Supernode
 
 log = logging.getLogger("testbed.peer")
@@ -39,6 +42,16 @@ async def run_login(config: PeerConfig, metrics: PeerMetrics) -> None:
     await asyncio.Event().wait()
 
 
+def first_boot(state_dir: Path) -> bool:
+    """True the first time a node's peer starts; later starts are restarts (the marker
+    lives in the node's state directory, like a PC's disk)."""
+    marker = state_dir / "booted"
+    if marker.exists():
+        return False
+    marker.write_text("")
+    return True
+
+
 async def run_node(config: PeerConfig, metrics: PeerMetrics) -> None:
     settings = config.supernode_settings()
     policy = policy_named(config.policy).with_time_scale(config.time_scale)
@@ -50,20 +63,29 @@ async def run_node(config: PeerConfig, metrics: PeerMetrics) -> None:
     supernode: Supernode | None = None
     if config.mgmt_address:
         await _control(config, metrics, client, lambda: supernode)
+    booting = first_boot(Path(config.state_dir))
     if not config.sn_capable:
+        if booting:
+            await asyncio.sleep(rng.uniform(0, config.warmup))
         await client.run()
         return
-    dropped = asyncio.Event()
-    supernode = Supernode(config.node, config.address,
-                          TokenVerifier(bytes.fromhex(config.public_key)), settings, metrics,
-                          peers=lambda: cache.entries, on_drop_role=dropped.set)
-    await asyncio.sleep(config.min_uptime * config.time_scale)
-    await supernode.start()
-    client.metrics.logged_in.set(1)
-    log.info("promoted to supernode on %s:%s", config.address, settings.port)
-    await dropped.wait()
-    log.info("dropped the supernode role under overload; carrying on as a client")
-    await client.run()
+    uptime = config.min_uptime * config.time_scale
+    wait = 0.0 if booting else uptime
+    while True:
+        if wait:  # meanwhile an ordinary client, like any restarted PC
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(client.run(), wait)
+        dropped = asyncio.Event()
+        supernode = Supernode(config.node, config.address,
+                              TokenVerifier(bytes.fromhex(config.public_key)), settings,
+                              metrics, peers=lambda: cache.entries, on_drop_role=dropped.set)
+        await supernode.start()
+        log.info("promoted to supernode on %s:%s", config.address, settings.port)
+        await dropped.wait()
+        metrics.set_role("client")
+        metrics.logged_in.set(0)
+        log.info("dropped the supernode role under overload; a client for %.1fs", uptime)
+        wait = max(uptime, 0.001)
 
 
 async def _control(config: PeerConfig, metrics: PeerMetrics, client: Client | None,
@@ -96,7 +118,13 @@ def _node_routes(config: PeerConfig, client: Client,
     async def call(query: dict[str, str]) -> dict[str, object]:
         return await client.call(query["to"], float(query.get("seconds", "3")))
 
-    return {"/status": status, "/lookup": lookup, "/call": call}
+    async def set_policy(query: dict[str, str]) -> dict[str, object]:
+        """The scenario's set_policy step: swap the retry policy of a running client."""
+        client.policy = policy_named(query["name"]).with_time_scale(config.time_scale)
+        client.budget = RetryBudget(client.policy)
+        return {"node": config.node, "policy": client.policy.name}
+
+    return {"/status": status, "/lookup": lookup, "/call": call, "/policy": set_policy}
 
 
 def main(config_path: Path) -> int:

@@ -81,8 +81,11 @@ def serve(path: Path) -> None:
         except InterruptedError:
             continue
         with conn:
+            line = conn.makefile().readline()
+            if not line:
+                continue  # a liveness probe: connected and went away
             try:
-                request = json.loads(conn.makefile().readline())
+                request = json.loads(line)
                 pid = os.fork()
                 if pid == 0:
                     server.close()
@@ -90,7 +93,8 @@ def serve(path: Path) -> None:
                 reply: dict[str, object] = {"pid": pid, "start_time": start_time(pid) or 0}
             except (ValueError, KeyError, OSError) as exc:
                 reply = {"error": str(exc)}
-            conn.sendall((json.dumps(reply) + "\n").encode())
+            with contextlib.suppress(OSError):  # the requester gave up
+                conn.sendall((json.dumps(reply) + "\n").encode())
 
 
 def _reap(signum: int, frame: object) -> None:

@@ -70,7 +70,15 @@ def restart_wave(step: StepSpec, index: int, start: float, topology: Topology,
 
 def crash(step: StepSpec, index: int, start: float, topology: Topology,
           rng: random.Random) -> tuple[list[Event], float]:
-    return [Event(start, "kill", _targets(step, topology, rng), {}, index)], start
+    """SIGKILL the services at once (links stay up); optionally restarted later."""
+    targets = _targets(step, topology, rng)
+    events, end = [Event(start, "kill", targets, {}, index)], start
+    if step.restart_after is not None:
+        for name in targets:
+            back = start + sample(step.restart_after, rng, 0.0)
+            events.append(Event(back, "start", (name,), {}, index))
+            end = max(end, back)
+    return events, end
 
 
 def _simple(name: str, needs_select: bool = True) -> Scheduler:

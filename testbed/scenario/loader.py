@@ -25,6 +25,23 @@ class Scenario:
     events: list[Event]
 
 
+def scenario_params(path: str | Path) -> dict[str, str]:
+    """The topology parameters a scenario sets (`params:`), as --set strings; read before
+    the topology is loaded, since the scenario's steps are checked against it."""
+    try:
+        raw = load_yaml(Path(path))
+    except YamlSourceError as exc:
+        raise ScenarioError(exc.problems) from None
+    params = raw.get("params") if isinstance(raw, SourceDict) else None
+    if params is None:
+        return {}
+    if not isinstance(params, SourceDict):
+        raise ScenarioError([Problem("params: must be a mapping of name: value", str(path),
+                                     raw.line_of("params"), "params")])
+    return {str(k): str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in params.items()}
+
+
 def load_scenario(path: str | Path, topology: Topology, seed: int | None = None) -> Scenario:
     path = Path(path)
     try:

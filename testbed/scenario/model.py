@@ -55,6 +55,8 @@ class StepSpec:
         "restart_wave: how restarts spread over the window")
     down_time: Distribution | None = doc("restart_wave: how long each host stays down")
     mode: Literal["graceful", "hard"] | None = doc("restart_wave: SIGTERM or SIGKILL")
+    restart_after: Distribution | None = doc("crash: start the crashed services again after "
+                                             "this long (default: they stay down)")
     link: dict[str, Any] | None = doc("set_link: new shape, e.g. {bandwidth: 256kbit}")
     duration: float | None = doc("set_link/partition: reset after this long",
                                  unit="duration")
@@ -71,5 +73,7 @@ class ScenarioFile:
     name: str | None = doc("scenario name")
     description: str | None = doc("free text")
     seed: int | None = doc("seed for every random choice (default 1)")
+    params: dict[str, Scalar] | None = doc(
+        "topology parameters this scenario sets, like --set (the command line wins)")
     duration: float | None = doc("total run time", unit="duration")
     steps: list[StepSpec] | None = doc("the timeline")

@@ -109,6 +109,8 @@ class Converter:
                 self.problem(str(exc), container, key, path)
                 return _INVALID
         if origin is Literal:
+            if isinstance(value, int) and not isinstance(value, bool) and str(value) in args:
+                value = str(value)  # policy: 2007 (YAML reads it as a number)
             if value not in args:
                 self.problem(f"{value!r} is not allowed; choose one of: "
                              + ", ".join(map(str, args)), container, key, path)

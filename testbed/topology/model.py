@@ -205,6 +205,10 @@ class OverlaySettings:
     metrics_port: int = field(default=9100, metadata={
         "doc": "port of each peer's /metrics on its management address", "min": 1,
         "max": 65535})
+    warmup: float = field(default=10.0, metadata={
+        "doc": "first boot only: clients log in at a random moment within this, and "
+               "supernode-capable nodes serve at once (a lab starts in steady state; restarts "
+               "later wait min_uptime)", "unit": "duration"})
     login: LoginCapacity | None = doc("login server capacity")
     supernode: SupernodeCapacity | None = doc("supernode eligibility and capacity")
 

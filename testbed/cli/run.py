@@ -1,0 +1,87 @@
+"""`testbed run TOPOLOGY SCENARIO`: build the lab, play the scenario, keep the results."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "run", help="play a scenario on a fresh lab and record it (root)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Build TOPOLOGY, start a real Prometheus in its management network, play "
+                    "SCENARIO's steps (restart waves, crashes, link changes, ...) on a "
+                    "monotonic clock, then write results/<run-id>/ and remove the lab. "
+                    "Ctrl-C or SIGTERM stops early: the lab is removed and what was gathered "
+                    "is kept, marked incomplete.",
+        epilog="""results/<run-id>/ holds:
+  run.json        what ran: topology, scenario, seed, policy, time scale, complete or not
+  schedule.json   every planned event (the same seed gives the same schedule)
+  steps.jsonl     every executed event: planned, due and actual time, outcome
+  series.csv      online fraction, login attempts/s, supernodes, ... (t, series, value)
+  summary.json    outcome metrics: lowest online fraction, time to 90/95 %, amplification
+  tsdb/           Prometheus TSDB snapshot: testbed results serve RUN
+  report/         report.html with plots
+
+example:
+  sudo testbed run topologies/skype-2007.yaml scenarios/skype-2007.yaml
+  testbed compare results/RUN1 results/RUN2""")
+    p.add_argument("topology", metavar="TOPOLOGY", help="topology YAML file")
+    p.add_argument("scenario", metavar="SCENARIO", help="scenario YAML file")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="NAME=VALUE",
+                   help="override a topology parameter (wins over the scenario's params:)")
+    p.add_argument("--seed", type=int, help="seed for every random choice (default: the "
+                                            "scenario's)")
+    p.add_argument("--results", default="results", metavar="DIR",
+                   help="where run directories go (default ./results)")
+    p.add_argument("--run-id", metavar="ID", help="name of the run directory (default: "
+                                                   "date-time-scenario-random)")
+    p.add_argument("--scrape-interval", type=float, default=1.0, metavar="SECONDS",
+                   help="Prometheus scrape interval (default 1)")
+    p.add_argument("--ui-port", type=int, default=9090, metavar="PORT",
+                   help="loopback port for Prometheus's web UI during the run (default 9090, "
+                        "or the next free one)")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    p.add_argument("--check-only", action="store_true",
+                   help="load and check both files and print the schedule; build nothing")
+    p.set_defaults(run=run)
+
+
+def options_from(args: argparse.Namespace) -> Any:
+    from testbed.errors import TestbedError
+    from testbed.scenario.session import RunOptions
+
+    overrides = {}
+    for item in args.overrides:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise TestbedError(f"--set expects NAME=VALUE, got {item!r}")
+        overrides[name.strip()] = value
+    return RunOptions(topology=Path(args.topology), scenario=Path(args.scenario),
+                      overrides=overrides, results=Path(args.results), run_id=args.run_id,
+                      seed=args.seed, scrape_interval=args.scrape_interval,
+                      ui_port=args.ui_port, state_dir=args.state_dir,
+                      report=not args.no_report)
+
+
+def run(args: argparse.Namespace) -> int:
+    from testbed.scenario.session import Run, prepare
+
+    options = options_from(args)
+    prepared = prepare(options)
+    if args.check_only:
+        events = prepared.scenario.events
+        print(f"{prepared.scenario.name}: {len(events)} events over {prepared.duration:g}s "
+              f"(seed {prepared.scenario.seed}) on {len(prepared.topology.nodes)} nodes")
+        for event in events[:40]:
+            nodes = ",".join(event.nodes[:4]) + ("..." if len(event.nodes) > 4 else "")
+            print(f"  {event.time:8.2f}s  step {event.step}  {event.action:<11} {nodes}")
+        if len(events) > 40:
+            print(f"  ... {len(events) - 40} more")
+        return 0
+    session = Run(options, prepared)
+    session.execute()
+    return 0 if session.complete else 1

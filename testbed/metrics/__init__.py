@@ -1,0 +1,1 @@
+"""Metrics: the testbed exporter, the lab's Prometheus server, results, reports."""

@@ -1,0 +1,131 @@
+"""The scenario engine: plays a schedule of events against a running lab on a monotonic
+clock.
+
+Events are due at their planned time plus the time `wait_until` steps held the timeline
+back. Node actions go to a thread pool at once (a restart wave of hundreds of hosts runs
+concurrently; a slow host never delays the next one), so lateness stays low; timeline
+actions run on the engine's thread. Each executed event is logged with planned, due and
+actual times and its outcome; a failing node action is logged, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from testbed.scenario.actions import Event
+from testbed.scenario.executors import NODE_ACTIONS, TIMELINE_ACTIONS, RunContext
+
+Clock = Callable[[], float]
+
+
+class StepLog:
+    """steps.jsonl: one line per executed event (and per crash found), thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        path.touch()
+
+    def write(self, entry: dict[str, Any]) -> None:
+        line = json.dumps(entry, sort_keys=True) + "\n"
+        with self._lock, open(self.path, "a", encoding="utf-8") as out:
+            out.write(line)
+
+
+class Engine:
+    def __init__(self, events: list[Event], context: RunContext, log: StepLog,
+                 clock: Clock = time.monotonic, workers: int = 32) -> None:
+        unknown = sorted({e.action for e in events} - set(NODE_ACTIONS) - set(TIMELINE_ACTIONS))
+        if unknown:
+            raise ValueError(f"no executor for event action(s): {', '.join(unknown)}")
+        self.events = sorted(events, key=lambda e: (e.time, e.step))
+        self.context = context
+        self.log = log
+        self.clock = clock
+        self.workers = workers
+        self.held = 0.0  # seconds wait_until steps held the timeline back
+        self.started = 0.0
+        self.done = 0
+        self.current_step = -1
+        self._stop = threading.Event()
+        self._pending: list[Future[None]] = []
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    def stop(self) -> None:
+        """Ask the engine to stop before its next event (Ctrl-C, SIGTERM)."""
+        self._stop.set()
+
+    def run(self, duration: float, started: float | None = None) -> bool:
+        """Play every event, then wait until `duration` (plus held time) has passed.
+        Returns False when stopped early."""
+        self.started = self.clock() if started is None else started
+        with ThreadPoolExecutor(max_workers=self.workers,
+                                thread_name_prefix="step") as pool:
+            try:
+                for event in self.events:
+                    if not self._wait_until(event.time + self.held):
+                        return False
+                    self.current_step = event.step
+                    self.context.exporter.event(event.action, event.step)
+                    if event.action in TIMELINE_ACTIONS:
+                        self._timeline(event)
+                    else:
+                        for node in event.nodes:
+                            self._pending.append(pool.submit(self._node, event, node))
+                    self._pending = [f for f in self._pending if not f.done()]
+                return self._wait_until(max(duration, self.events[-1].time if self.events
+                                            else 0.0) + self.held)
+            finally:
+                if self._stop.is_set():
+                    for future in self._pending:
+                        future.cancel()
+
+    def _wait_until(self, due: float) -> bool:
+        while True:
+            left = due - self.elapsed()
+            if self._stop.is_set():
+                return False
+            if left <= 0:
+                return True
+            self._stop.wait(min(left, 0.5))
+
+    def _timeline(self, event: Event) -> None:
+        due = event.time + self.held
+        actual = self.elapsed()
+        try:
+            outcome = TIMELINE_ACTIONS[event.action](self.context, dict(event.params))
+        except Exception as exc:  # noqa: BLE001 - logged; the run goes on
+            outcome = f"error: {exc}"
+        if event.action == "wait_until":
+            self.held += max(0.0, self.elapsed() - due)
+        entry = self._entry(event, due, actual, outcome)
+        if event.action == "mark":
+            entry["text"] = outcome
+        self.log.write(entry)
+        self.done += 1
+
+    def _node(self, event: Event, node: str) -> None:
+        due = event.time + self.held
+        actual = self.elapsed()
+        try:
+            outcome = NODE_ACTIONS[event.action](self.context, node, dict(event.params))
+        except Exception as exc:  # noqa: BLE001 - one host failing must not stop the run
+            outcome = f"error: {exc}"
+        entry = self._entry(event, due, actual, outcome)
+        entry["node"] = node
+        self.log.write(entry)
+        self.done += 1
+
+    def _entry(self, event: Event, due: float, actual: float, outcome: str) -> dict[str, Any]:
+        return {"planned": round(event.time, 4), "due": round(due, 4),
+                "actual": round(actual, 4), "lateness": round(actual - due, 4),
+                "action": event.action, "step": event.step, "nodes": len(event.nodes),
+                "outcome": outcome}

@@ -1,0 +1,127 @@
+"""What each scheduled event does to the running lab, by action name.
+
+Node actions run once per target node (the engine runs them concurrently); timeline
+actions (`mark`, `wait_until`) run on the engine's own thread, and `wait_until` holds the
+rest of the timeline back until its condition holds or its timeout passes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from testbed.errors import StepError
+from testbed.lab.runtime import LabRuntime
+from testbed.metrics.exporter import TestbedExporter
+
+
+class Queryable(Protocol):
+    def scalar(self, promql: str) -> float | None: ...
+
+
+@dataclass
+class RunContext:
+    """What steps act on: the lab, the testbed exporter, and Prometheus (for conditions)."""
+
+    runtime: LabRuntime
+    exporter: TestbedExporter
+    prometheus: Queryable | None = None
+
+
+NodeAction = Callable[[RunContext, str, dict[str, Any]], str]
+TimelineAction = Callable[[RunContext, dict[str, Any]], str]
+
+
+def host_down(ctx: RunContext, node: str, params: dict[str, Any]) -> str:
+    ctx.exporter.node_down(node)
+    killed = ctx.runtime.host_down(node, str(params.get("mode", "hard")))
+    return f"{killed} processes killed, links down"
+
+
+def host_up(ctx: RunContext, node: str, params: dict[str, Any]) -> str:
+    started = ctx.runtime.host_up(node)
+    ctx.exporter.node_up(node)
+    return f"links up, {started} services started"
+
+
+def kill(ctx: RunContext, node: str, params: dict[str, Any]) -> str:
+    killed = ctx.runtime.kill(node, "hard")
+    ctx.exporter.node_down(node)
+    return f"{killed} processes killed (SIGKILL)"
+
+
+def stop(ctx: RunContext, node: str, params: dict[str, Any]) -> str:
+    stopped = ctx.runtime.kill(node, "graceful")
+    ctx.exporter.node_down(node)
+    return f"{stopped} processes stopped"
+
+
+def start(ctx: RunContext, node: str, params: dict[str, Any]) -> str:
+    started = ctx.runtime.start(node)
+    ctx.exporter.node_up(node)
+    return f"{started} services started"
+
+
+def set_link(ctx: RunContext, node: str, params: dict[str, Any]) -> str:
+    change = params.get("link") or {}
+    ctx.runtime.set_link(node, change)
+    return "uplink " + ", ".join(f"{k}={v}" for k, v in change.items())
+
+
+def reset_link(ctx: RunContext, node: str, params: dict[str, Any]) -> str:
+    ctx.runtime.reset_link(node)
+    return "uplink back to the topology's shaping"
+
+
+def partition(ctx: RunContext, node: str, params: dict[str, Any]) -> str:
+    ctx.runtime.partition(node)
+    return "cut off (management kept)"
+
+
+def heal(ctx: RunContext, node: str, params: dict[str, Any]) -> str:
+    ctx.runtime.heal(node)
+    return "reconnected"
+
+
+def add_nodes(ctx: RunContext, node: str, params: dict[str, Any]) -> str:
+    """Bring in a node held back at `up` (e.g. a dedicated supernode, the corrective push)."""
+    ctx.runtime.links(node, up=True)
+    started = ctx.runtime.start(node)
+    ctx.exporter.node_up(node, restarted=False)
+    return f"added, {started} services started"
+
+
+def set_policy(ctx: RunContext, node: str, params: dict[str, Any]) -> str:
+    ctx.runtime.control(node, f"/policy?name={params['policy']}")
+    return f"policy {params['policy']}"
+
+
+def mark(ctx: RunContext, params: dict[str, Any]) -> str:
+    return str(params.get("text", ""))
+
+
+def wait_until(ctx: RunContext, params: dict[str, Any],
+               clock: Callable[[], float] = time.monotonic,
+               sleep: Callable[[float], None] = time.sleep) -> str:
+    """Poll a PromQL condition (true when it returns a non-zero sample)."""
+    if ctx.prometheus is None:
+        raise StepError("wait_until needs the run's Prometheus, which is not running")
+    query, timeout = str(params["query"]), float(params.get("timeout") or 300.0)
+    began = clock()
+    while True:
+        value = ctx.prometheus.scalar(query)
+        if value:
+            return f"held after {clock() - began:.1f}s (value {value:g})"
+        if clock() - began >= timeout:
+            return f"timed out after {timeout:g}s"
+        sleep(1.0)
+
+
+NODE_ACTIONS: dict[str, NodeAction] = {
+    "host_down": host_down, "host_up": host_up, "kill": kill, "stop": stop, "start": start,
+    "set_link": set_link, "reset_link": reset_link, "partition": partition, "heal": heal,
+    "add_nodes": add_nodes, "set_policy": set_policy,
+}
+TIMELINE_ACTIONS: dict[str, TimelineAction] = {"mark": mark, "wait_until": wait_until}
