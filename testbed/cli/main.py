@@ -10,6 +10,7 @@ from types import FrameType
 
 from testbed import __version__
 from testbed.cli import (
+    compare,
     demo,
     down,
     exec_cmd,
@@ -25,8 +26,8 @@ from testbed.cli import (
 )
 from testbed.errors import InputError, TestbedError
 
-COMMANDS = (validate, schema, up, down, inspect, exec_cmd, reboot, run, results, graph, demo,
-            peer)
+COMMANDS = (validate, schema, up, down, inspect, exec_cmd, reboot, run, results, compare,
+            graph, demo, peer)
 
 EPILOG = """\
 typical session:
@@ -35,6 +36,13 @@ typical session:
   sudo testbed inspect                             nodes, addresses, services
   sudo testbed exec home001 -- ping -c1 198.18.0.2 run a command inside a node
   sudo testbed down                                remove exactly what `up` created
+
+reproducing an outage:
+  sudo testbed run topologies/skype-2007.yaml scenarios/skype-2007.yaml
+                                                   lab + Prometheus + scenario -> results/
+  testbed compare results/RUN1 results/RUN2        outcome metrics and plots side by side
+  testbed results serve results/RUN1               reopen a run's Prometheus data
+  sudo testbed demo                                both 2007 runs and their comparison
 
 State lives in /run/testbed/<lab>/ (override with --state-dir or TESTBED_STATE_DIR).
 """

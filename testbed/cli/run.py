@@ -44,6 +44,8 @@ example:
     p.add_argument("--ui-port", type=int, default=9090, metavar="PORT",
                    help="loopback port for Prometheus's web UI during the run (default 9090, "
                         "or the next free one)")
+    p.add_argument("--duration", type=float, metavar="SECONDS",
+                   help="run this long instead of the scenario's duration:")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     p.add_argument("--check-only", action="store_true",
                    help="load and check both files and print the schedule; build nothing")
@@ -64,7 +66,7 @@ def options_from(args: argparse.Namespace) -> Any:
                       overrides=overrides, results=Path(args.results), run_id=args.run_id,
                       seed=args.seed, scrape_interval=args.scrape_interval,
                       ui_port=args.ui_port, state_dir=args.state_dir,
-                      report=not args.no_report)
+                      report=not args.no_report, duration=args.duration)
 
 
 def run(args: argparse.Namespace) -> int:

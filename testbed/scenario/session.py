@@ -63,6 +63,7 @@ class RunOptions:
     state_dir: str | None = None
     report: bool = True
     progress_every: float = 10.0
+    duration: float | None = None  # overrides the scenario's duration:
 
 
 @dataclass
@@ -81,7 +82,7 @@ def prepare(options: RunOptions) -> Prepared:
     scenario = load_scenario(options.scenario, topology, options.seed)
     plan = build_plan(topology)
     last = max((e.time for e in scenario.events), default=0.0)
-    duration = scenario.duration or last + 60.0
+    duration = options.duration or scenario.duration or last + 60.0
     run_id = options.run_id or (dt.datetime.now().strftime("%Y%m%d-%H%M%S-")
                                 + f"{scenario.name}-{secrets.token_hex(2)}")
     return Prepared(topology, plan, scenario, options.results / run_id, duration)

@@ -40,7 +40,8 @@ def test_readme_names_the_two_commands_and_ci_runs_the_test_one() -> None:
 def test_help_lists_every_command_with_an_example() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("validate", "schema", "up", "down", "inspect", "exec", "graph", "demo"):
+    for command in ("validate", "schema", "up", "down", "inspect", "exec", "graph", "demo",
+                    "run", "compare", "reboot", "results"):
         assert re.search(rf"^\s+{command}\s", result.stdout, re.M), command
     assert "typical session" in result.stdout
 

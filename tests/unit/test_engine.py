@@ -1,0 +1,175 @@
+"""The scenario engine and the outcome metrics, on fakes (pure logic; real labs are in
+tests/integration/test_outage_scenarios.py)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testbed.metrics.exporter import read_net_dev
+from testbed.metrics.outcome import Trigger, needing_login, summarize
+from testbed.scenario.actions import ACTIONS, Event, schedule
+from testbed.scenario.engine import Engine, StepLog
+from testbed.scenario.executors import NODE_ACTIONS, TIMELINE_ACTIONS, RunContext
+from testbed.scenario.model import Selector, StepSpec
+from testbed.topology.loader import load_topology_text
+
+
+class FakeRuntime:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, float]] = []
+        self.lock = threading.Lock()
+
+    def _note(self, what: str, node: str) -> None:
+        with self.lock:
+            self.calls.append((what, node, time.monotonic()))
+
+    def host_down(self, node: str, mode: str) -> int:
+        if node == "broken":
+            raise RuntimeError("no such namespace")
+        self._note("down", node)
+        return 1
+
+    def host_up(self, node: str) -> int:
+        self._note("up", node)
+        return 1
+
+
+class FakeExporter:
+    def __init__(self) -> None:
+        self.down: set[str] = set()
+
+    def node_down(self, node: str) -> None:
+        self.down.add(node)
+
+    def node_up(self, node: str, restarted: bool = True) -> None:
+        self.down.discard(node)
+
+    def event(self, action: str, step: int) -> None:
+        pass
+
+
+class FakePrometheus:
+    def __init__(self, true_after: float) -> None:
+        self.since = time.monotonic()
+        self.true_after = true_after
+
+    def scalar(self, promql: str) -> float | None:
+        return 1.0 if time.monotonic() - self.since >= self.true_after else None
+
+
+def _engine(events: list[Event], tmp_path: Path, prometheus: Any = None
+            ) -> tuple[Engine, FakeRuntime, FakeExporter]:
+    runtime, exporter = FakeRuntime(), FakeExporter()
+    context = RunContext(runtime, exporter, prometheus)  # type: ignore[arg-type]
+    return Engine(events, context, StepLog(tmp_path / "steps.jsonl")), runtime, exporter
+
+
+def _log(tmp_path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (tmp_path / "steps.jsonl").read_text().splitlines()]
+
+
+def test_events_run_at_their_time_and_are_logged_with_lateness(tmp_path: Path) -> None:
+    events = [Event(0.2, "host_down", ("a", "b"), {"mode": "hard"}, 0),
+              Event(0.5, "host_up", ("a", "b"), {}, 0),
+              Event(0.5, "mark", (), {"text": "back"}, 1)]
+    engine, runtime, exporter = _engine(events, tmp_path)
+    began = time.monotonic()
+    assert engine.run(0.6)
+    downs = [t - began for what, _, t in runtime.calls if what == "down"]
+    ups = [t - began for what, _, t in runtime.calls if what == "up"]
+    assert len(downs) == 2 and all(0.19 <= t < 0.4 for t in downs)
+    assert len(ups) == 2 and all(0.49 <= t < 0.7 for t in ups)
+    assert exporter.down == set()
+    log = _log(tmp_path)
+    assert len(log) == 5  # one line per node and per timeline event
+    assert all(abs(e["lateness"]) < 0.1 for e in log)
+    assert [e["text"] for e in log if e["action"] == "mark"] == ["back"]
+
+
+def test_a_failing_node_is_logged_and_the_run_goes_on(tmp_path: Path) -> None:
+    events = [Event(0.0, "host_down", ("broken", "ok"), {}, 0),
+              Event(0.1, "host_up", ("ok",), {}, 0)]
+    engine, runtime, _ = _engine(events, tmp_path)
+    assert engine.run(0.2)
+    outcomes = {(e["action"], e["node"]): e["outcome"] for e in _log(tmp_path)}
+    assert outcomes[("host_down", "broken")].startswith("error: no such namespace")
+    assert [c[:2] for c in runtime.calls] == [("down", "ok"), ("up", "ok")]
+
+
+def test_wait_until_holds_the_rest_of_the_timeline_back(tmp_path: Path) -> None:
+    events = [Event(0.0, "wait_until", (), {"query": "up", "timeout": 5}, 0),
+              Event(0.1, "host_down", ("a",), {}, 1)]
+    engine, runtime, _ = _engine(events, tmp_path, FakePrometheus(true_after=1.0))
+    began = time.monotonic()
+    assert engine.run(0.2)
+    (_, _, at), = runtime.calls
+    assert 1.0 <= at - began < 1.6  # held ~1 s, then 0.1 s later
+    down = next(e for e in _log(tmp_path) if e["action"] == "host_down")
+    assert down["planned"] == pytest.approx(0.1) and down["due"] >= 1.0
+
+
+def test_stop_ends_the_run_before_later_events(tmp_path: Path) -> None:
+    events = [Event(5.0, "host_down", ("a",), {}, 0)]
+    engine, runtime, _ = _engine(events, tmp_path)
+    threading.Timer(0.2, engine.stop).start()
+    assert engine.run(6.0) is False
+    assert runtime.calls == []
+
+
+def test_every_scheduled_action_has_an_executor() -> None:
+    topology = load_topology_text("""
+name: t
+nodes:
+  r: {kind: router}
+  h{n}: {count: 2, kind: host, uplink: {to: r}}
+""")
+    made: set[str] = set()
+    for action in ACTIONS:
+        step = StepSpec(action=action, at=0.0, select=Selector(kind="host"), duration=1.0,
+                        link={"bandwidth": "1Mbit"}, policy="fixed", query="1",
+                        text="x")
+        made |= {e.action for e in schedule([step], topology, 1)}
+    assert made <= set(NODE_ACTIONS) | set(TIMELINE_ACTIONS)
+
+
+def test_summary_finds_the_dip_and_the_recovery() -> None:
+    online = [(float(t), 1.0 if t < 10 else 0.05 if t < 40 else 0.96) for t in range(60)]
+    series = {"online_fraction": online,
+              "login_server_requests_per_s": [(float(t), 10.0) for t in range(60)],
+              "supernodes": [(float(t), 4.0 if t < 10 else 1.0) for t in range(60)]}
+    summary = summarize(series, Trigger(10.0, 20.0), needed_login=25, complete=True)
+    assert summary["min_online_fraction"] == 0.05
+    assert summary["time_to_90_s"] == 30.0 and summary["time_to_95_s"] == 30.0
+    assert summary["amplification"] == pytest.approx(490 / 25, rel=0.01)
+    assert summary["supernodes_low"] == 1.0
+
+
+def test_summary_says_never_when_the_network_stays_down() -> None:
+    online = [(float(t), 1.0 if t < 10 else 0.02) for t in range(60)]
+    summary = summarize({"online_fraction": online}, Trigger(10.0, 20.0), 30, False)
+    assert summary["time_to_95_s"] is None and summary["complete"] is False
+    assert summary["final_online_fraction"] == 0.02
+
+
+def test_needing_login_counts_offline_and_missing_peers() -> None:
+    steady = [(float(t), 1.0) for t in range(20)]
+    dipped = [(float(t), 0.0 if t == 12 else 1.0) for t in range(20)]
+    gap = [(float(t), 1.0) for t in range(20) if not 11 <= t <= 15]
+    assert needing_login({"a": steady, "b": dipped, "c": gap, "d": []}, 10, 20, 1) == 3
+
+
+def test_kernel_counters_are_read_per_interface() -> None:
+    text = """Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     100       1    0    0    0     0          0         0      100       1    0    0    0     0       0          0
+  eth0:    5000      40    0    3    0     0          0         0     7000      50    0    2    0     0       0          0
+"""
+    assert read_net_dev(text) == {"eth0": {"rx_bytes": 5000, "rx_packets": 40,
+                                           "rx_dropped": 3, "tx_bytes": 7000,
+                                           "tx_packets": 50, "tx_dropped": 2}}
