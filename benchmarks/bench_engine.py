@@ -47,15 +47,14 @@ def main() -> int:
     rng = random.Random(1)
     hosts = [n.name for n in plan.nodes.values() if n.kind == "host"]
     events: list[Event] = []
-    busy_until = dict.fromkeys(hosts, -10.0)
-    while len(events) < args.actions:
-        at = rng.uniform(0, args.window)
-        host = rng.choice(hosts)
-        if at < busy_until[host] + 0.5:
-            continue
+    reboots = args.actions // 2
+    rounds = -(-reboots // len(hosts))
+    slot = args.window / rounds  # each host reboots once per slot, down for 1 s
+    for k in range(reboots):
+        host, turn = hosts[k % len(hosts)], k // len(hosts)
+        at = turn * slot + rng.uniform(0, max(0.0, slot - 1.2))
         events += [Event(at, "host_down", (host,), {"mode": "hard"}, 0),
                    Event(at + 1.0, "host_up", (host,), {}, 0)]
-        busy_until[host] = at + 1.0
     with tempfile.TemporaryDirectory() as tmp:
         state = LabState(Path(tmp), plan.lab)
         backend = NetnsBackend()
