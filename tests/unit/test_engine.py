@@ -165,11 +165,11 @@ def test_needing_login_counts_offline_and_missing_peers() -> None:
 
 
 def test_kernel_counters_are_read_per_interface() -> None:
-    text = """Inter-|   Receive                                                |  Transmit
- face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
-    lo:     100       1    0    0    0     0          0         0      100       1    0    0    0     0       0          0
-  eth0:    5000      40    0    3    0     0          0         0     7000      50    0    2    0     0       0          0
-"""
+    header = ("Inter-|   Receive  |  Transmit\n"
+              " face |bytes packets errs drop fifo frame compressed multicast|bytes packets "
+              "errs drop fifo colls carrier compressed\n")
+    text = (header + "    lo: 100 1 0 0 0 0 0 0 100 1 0 0 0 0 0 0\n"
+            "  eth0: 5000 40 0 3 0 0 0 0 7000 50 0 2 0 0 0 0\n")
     assert read_net_dev(text) == {"eth0": {"rx_bytes": 5000, "rx_packets": 40,
                                            "rx_dropped": 3, "tx_bytes": 7000,
                                            "tx_packets": 50, "tx_dropped": 2}}
