@@ -25,16 +25,21 @@ def add_lab_arg(parser: argparse.ArgumentParser) -> None:
                         help="which lab (default: the only lab that is up)")
 
 
-def load(args: argparse.Namespace) -> Topology:
-    from testbed.topology.loader import load_topology
-
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """--set NAME=VALUE arguments as a mapping."""
     overrides = {}
-    for item in args.overrides:
+    for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise TestbedError(f"--set expects NAME=VALUE, got {item!r}")
         overrides[name.strip()] = value
-    return load_topology(args.topology, overrides)
+    return overrides
+
+
+def load(args: argparse.Namespace) -> Topology:
+    from testbed.topology.loader import load_topology
+
+    return load_topology(args.topology, parse_overrides(args.overrides))
 
 
 def find(args: argparse.Namespace, name: str | None = None) -> LabState:

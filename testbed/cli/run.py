@@ -53,15 +53,10 @@ example:
 
 
 def options_from(args: argparse.Namespace) -> Any:
-    from testbed.errors import TestbedError
+    from testbed.cli.common import parse_overrides
     from testbed.scenario.session import RunOptions
 
-    overrides = {}
-    for item in args.overrides:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise TestbedError(f"--set expects NAME=VALUE, got {item!r}")
-        overrides[name.strip()] = value
+    overrides = parse_overrides(args.overrides)
     return RunOptions(topology=Path(args.topology), scenario=Path(args.scenario),
                       overrides=overrides, results=Path(args.results), run_id=args.run_id,
                       seed=args.seed, scrape_interval=args.scrape_interval,

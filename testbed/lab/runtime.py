@@ -13,7 +13,6 @@ restart wave acts on many hosts concurrently).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import threading
@@ -28,7 +27,7 @@ from testbed.lab.state import LabState, ProcessRecord
 from testbed.links.shaping import nft_loss_table, tc_lines
 from testbed.plan.model import NetworkPlan, PlannedNode, Shaping, VethEnd
 from testbed.process import commands
-from testbed.process.supervisor import is_alive
+from testbed.process.supervisor import is_alive, signal_group
 from testbed.units import parse_bandwidth, parse_ratio
 
 GRACE_SECONDS = 3.0
@@ -84,14 +83,14 @@ class LabRuntime:
         live = self.live_processes(self.node(name).name)
         first = signal.SIGTERM if mode == "graceful" else signal.SIGKILL
         for record in live:
-            _signal(record, first)
+            signal_group(record, first)
         if mode == "graceful":
             deadline = time.monotonic() + GRACE_SECONDS
             while time.monotonic() < deadline and any(is_alive(r) for r in live):
                 time.sleep(0.05)
             for record in live:
                 if is_alive(record):
-                    _signal(record, signal.SIGKILL)
+                    signal_group(record, signal.SIGKILL)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and any(is_alive(r) for r in live):
             self.backend.supervisor.reap()
@@ -224,11 +223,3 @@ def _changed(shaping: Shaping, rate: object, queue: int | None) -> Shaping:
 def _safe(device: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in device)
 
-
-def _signal(record: ProcessRecord, sig: signal.Signals) -> None:
-    try:
-        os.killpg(record.pid, sig)  # services run as their own session leaders
-    except ProcessLookupError:
-        return
-    except PermissionError:
-        os.kill(record.pid, sig)

@@ -76,7 +76,7 @@ def stop(records: Iterable[ProcessRecord], grace: float = 3.0,
     """SIGTERM each live recorded process group, then SIGKILL what is left after `grace`."""
     live = [r for r in records if is_alive(r)]
     for record in live:
-        _signal_group(record, signal.SIGTERM)
+        signal_group(record, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(is_alive(r) for r in live):
         if supervisor:
@@ -84,13 +84,13 @@ def stop(records: Iterable[ProcessRecord], grace: float = 3.0,
         time.sleep(0.05)
     for record in live:
         if is_alive(record):
-            _signal_group(record, signal.SIGKILL)
+            signal_group(record, signal.SIGKILL)
     if supervisor:
         supervisor.reap()
     return live
 
 
-def _signal_group(record: ProcessRecord, sig: signal.Signals) -> None:
+def signal_group(record: ProcessRecord, sig: signal.Signals) -> None:
     try:
         os.killpg(record.pid, sig)  # the service was started as its own session leader
     except ProcessLookupError:
