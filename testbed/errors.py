@@ -90,3 +90,7 @@ class ProcessError(TestbedError):
 
 class StepError(TestbedError):
     """A scenario step could not act on the running lab (logged; the run goes on)."""
+
+
+class ResultsError(TestbedError):
+    """A run's results directory is incomplete or a file in it is broken (names file:line)."""
