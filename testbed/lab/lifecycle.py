@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from testbed.backends.base import Backend
+from testbed.inventory import write_inventory
 from testbed.lab import interrupts
 from testbed.lab.state import LabState
 from testbed.plan.model import NetworkPlan
@@ -50,6 +51,7 @@ def _write_inputs(topology: Topology, plan: NetworkPlan, state: LabState) -> Non
     if source.is_file():
         shutil.copyfile(source, state.dir / "topology.yaml")
     state.write_summary(summarize(topology, plan, state))
+    write_inventory(state)  # <state dir>/inventory.yml: Ansible can target the lab at once
 
 
 def summarize(topology: Topology, plan: NetworkPlan, state: LabState) -> dict[str, object]:
