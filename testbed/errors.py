@@ -92,5 +92,16 @@ class StepError(TestbedError):
     """A scenario step could not act on the running lab (logged; the run goes on)."""
 
 
+class CaptureError(TestbedError):
+    """A packet capture could not be started, stopped or read (e.g. a truncated pcap)."""
+
+
+class ExpectationError(InputError):
+    """An expectation file (`expect:`) is invalid."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__(problems, what="expectations")
+
+
 class ResultsError(TestbedError):
     """A run's results directory is incomplete or a file in it is broken (names file:line)."""

@@ -1,0 +1,2 @@
+"""Packet captures (tcpdump in a node's namespace) and expectations checked after a run
+over its pcaps and its Prometheus data (`testbed check`)."""

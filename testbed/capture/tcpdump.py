@@ -1,0 +1,207 @@
+"""tcpdump inside a node's namespace, and the captures index of a run.
+
+The argv is built by a pure function (unit-testable). The process is started like every
+kernel tool here: `setpriv --pdeathsig KILL` first, so it dies with the testbed command
+that started it. Caps:
+  max_packets / max_megabytes -> `-c N` (size: N = bytes / (snaplen + 16), the largest a
+      pcap record can be, so the file can never exceed the cap);
+  max_seconds -> coreutils `timeout --signal=INT` around tcpdump: a clean SIGINT exit
+      with statistics even if no packet arrives (tcpdump's own -G only acts on a packet,
+      and counts one packet it never writes).
+--immediate-mode: without it libpcap hands packets over in blocks (TPACKET_V3, up to a
+second late), and a SIGINT loses the block still being filled: the end of the traffic.
+Stopping is SIGINT by pid; tcpdump then flushes, and prints "N packets captured ... N
+packets dropped by kernel" on stderr (kept in a log file next to the pcap, parsed into
+the index entry).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from testbed.errors import CaptureError
+from testbed.process.commands import DIE_WITH_PARENT, require_tools
+from testbed.topology.model import doc
+
+RECORD_HEADER = 16  # bytes before every packet in a pcap
+TIMED_OUT = 124  # coreutils timeout's exit status when the time cap ended the capture
+
+
+@dataclass
+class CaptureSpec:
+    """A capture as declared (topology, scenario or `testbed capture`)."""
+
+    node: str = field(default="", metadata={"doc": "node to capture on"})
+    interface: str | None = doc("interface inside the node; default its uplink (or first)")
+    filter: str = field(default="", metadata={"doc": "BPF filter, e.g. 'tcp port 443'"})
+    snaplen: int = field(default=256, metadata={"doc": "bytes kept of each packet",
+                                                "min": 64, "max": 262144})
+    max_packets: int | None = doc("stop after this many packets", min=1)
+    max_seconds: float | None = doc("stop after this long", unit="duration")
+    max_megabytes: float | None = doc("stop before the pcap exceeds this size (MiB)")
+    name: str | None = doc("name in captures/index.json; default NODE-IFACE")
+
+
+def packet_limit(spec: CaptureSpec) -> int | None:
+    """The -c count implementing max_packets and max_megabytes (whichever is smaller)."""
+    limits = []
+    if spec.max_packets:
+        limits.append(spec.max_packets)
+    if spec.max_megabytes:
+        limits.append(max(1, int(spec.max_megabytes * 2**20 - 24)
+                          // (spec.snaplen + RECORD_HEADER)))
+    return min(limits) if limits else None
+
+
+def tcpdump_argv(spec: CaptureSpec, namespace: str, interface: str, output: Path
+                 ) -> list[str]:
+    argv = [*DIE_WITH_PARENT, "ip", "netns", "exec", namespace]
+    if spec.max_seconds:
+        # timeout forwards our SIGINT to tcpdump; setpriv again: tcpdump is its child
+        argv += ["timeout", "--signal=INT", f"{spec.max_seconds:g}", *DIE_WITH_PARENT]
+    argv += ["tcpdump", "-i", interface, "-n", "-U", "--immediate-mode", "-Z", "root",
+             "-s", str(spec.snaplen), "-w", str(output)]
+    count = packet_limit(spec)
+    if count:
+        argv += ["-c", str(count)]
+    if spec.filter:
+        argv.append(spec.filter)
+    return argv
+
+
+def default_interface(node: dict[str, Any]) -> str | None:
+    """The node's uplink interface (toward its `uplink:` node), else its first one."""
+    interfaces = node.get("interfaces") or []
+    for interface in interfaces:
+        if node.get("uplink") and interface.get("peer") == node["uplink"]:
+            return str(interface["name"])
+    return str(interfaces[0]["name"]) if interfaces else None
+
+
+def parse_stats(text: str) -> tuple[int | None, int | None]:
+    """(packets captured, packets dropped) from tcpdump's closing lines on stderr."""
+    captured = re.search(r"^(\d+) packets? captured", text, re.M)
+    dropped = [int(n) for n in re.findall(r"^(\d+) packets? dropped by (?:kernel|interface)",
+                                          text, re.M)]
+    return (int(captured.group(1)) if captured else None,
+            sum(dropped) if dropped else None)
+
+
+@dataclass
+class Capture:
+    """A running tcpdump. stop() returns its captures/index.json entry."""
+
+    spec: CaptureSpec
+    name: str
+    namespace: str
+    interface: str
+    path: Path
+    log: Path
+    proc: subprocess.Popen[bytes]
+    started_unix: float
+    entry: dict[str, Any] = field(default_factory=dict)
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a cap to end it; True if it has ended."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def stop(self, timeout: float = 10.0, relative_to: Path | None = None) -> dict[str, Any]:
+        """SIGINT (tcpdump flushes and reports), then the index entry; idempotent."""
+        if self.entry:
+            return self.entry
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise CaptureError(f"tcpdump on {self.spec.node}:{self.interface} did not "
+                                   f"stop on SIGINT within {timeout:g}s; killed it (the pcap "
+                                   f"{self.path} may be cut short)") from None
+        stopped = time.time()
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        if self.proc.returncode not in (0, TIMED_OUT):
+            raise CaptureError(f"tcpdump on {self.spec.node}:{self.interface} failed (exit "
+                               f"{self.proc.returncode}): {text.strip()}")
+        packets, dropped = parse_stats(text)
+        where = self.path
+        if relative_to is not None and self.path.is_relative_to(relative_to):
+            where = self.path.relative_to(relative_to)
+        self.entry = {"name": self.name, "node": self.spec.node, "interface": self.interface,
+                      "filter": self.spec.filter, "snaplen": self.spec.snaplen,
+                      "file": str(where), "packets": packets, "dropped": dropped,
+                      "started_unix": self.started_unix, "stopped_unix": stopped}
+        return self.entry
+
+
+def start_capture(spec: CaptureSpec, namespace: str, interface: str, output: Path,
+                  ready_timeout: float = 5.0) -> Capture:
+    """Start tcpdump and wait until it listens (so traffic sent next is captured)."""
+    require_tools(DIE_WITH_PARENT[0], "ip", "tcpdump", *(["timeout"] if spec.max_seconds
+                                                          else []))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    log = output.with_name(output.name + ".log")
+    name = spec.name or f"{spec.node}-{interface}"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(tcpdump_argv(spec, namespace, interface, output),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err)
+    capture = Capture(spec, name, namespace, interface, output, log, proc, time.time())
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if "listening on" in text:
+            capture.started_unix = time.time()
+            return capture
+        if proc.poll() is not None:
+            raise CaptureError(f"tcpdump on {spec.node}:{interface} (namespace {namespace}) "
+                               f"exited at once (exit {proc.returncode}): {text.strip()}")
+        time.sleep(0.02)
+    with contextlib.suppress(CaptureError):  # the message below says more
+        capture.stop()
+    raise CaptureError(f"tcpdump on {spec.node}:{interface} did not start listening within "
+                       f"{ready_timeout:g}s: {log.read_text(errors='replace').strip()}")
+
+
+def read_index(path: Path) -> list[dict[str, Any]]:
+    """The entries of an index file (a run's captures/index.json); [] if there is none."""
+    if not path.exists():
+        return []
+    try:
+        entries = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CaptureError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})"
+                           ) from None
+    if not isinstance(entries, list):
+        raise CaptureError(f"{path} must hold a JSON list of captures")
+    return entries
+
+
+def update_index(path: Path, *entries: dict[str, Any]) -> Path:
+    """Add or replace (by name) entries of an index file, written atomically. `file` in an
+    entry is relative to the run directory (the index's grandparent) or absolute."""
+    index = {e["name"]: e for e in read_index(path)}
+    for entry in entries:
+        index[entry["name"]] = entry
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(list(index.values()), indent=1))
+    tmp.replace(path)
+    return path
