@@ -10,12 +10,15 @@ from types import FrameType
 
 from testbed import __version__
 from testbed.cli import (
+    capture,
+    check,
     compare,
     demo,
     down,
     exec_cmd,
     graph,
     inspect,
+    inventory,
     peer,
     reboot,
     results,
@@ -27,7 +30,7 @@ from testbed.cli import (
 from testbed.errors import InputError, TestbedError
 
 COMMANDS = (validate, schema, up, down, inspect, exec_cmd, reboot, run, results, compare,
-            graph, demo, peer)
+            graph, demo, peer, capture, check, inventory)
 
 EPILOG = """\
 typical session:

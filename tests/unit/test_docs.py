@@ -41,7 +41,7 @@ def test_help_lists_every_command_with_an_example() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
     for command in ("validate", "schema", "up", "down", "inspect", "exec", "graph", "demo",
-                    "run", "compare", "reboot", "results"):
+                    "run", "compare", "reboot", "results", "inventory", "capture", "check"):
         assert re.search(rf"^\s+{command}\s", result.stdout, re.M), command
     assert "typical session" in result.stdout
 
