@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
                                 overrides=overrides + args.overrides, results=args.results,
                                 run_id=None, seed=None, scrape_interval=1.0, ui_port=9090,
                                 state_dir=args.state_dir, no_report=False, duration=None)
-        session = Run(options_from(ns), prepare(options_from(ns)))
+        options = options_from(ns)
+        session = Run(options, prepare(options))
         runs.append(session.execute())
         if not session.complete:
             return 1

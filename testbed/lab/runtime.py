@@ -27,7 +27,7 @@ from testbed.lab.state import LabState, ProcessRecord
 from testbed.links.shaping import nft_loss_table, tc_lines
 from testbed.plan.model import NetworkPlan, PlannedNode, Shaping, VethEnd
 from testbed.process import commands
-from testbed.process.supervisor import is_alive, signal_group
+from testbed.process.supervisor import is_alive, signal_group, stop
 from testbed.units import parse_bandwidth, parse_ratio
 
 GRACE_SECONDS = 3.0
@@ -81,16 +81,11 @@ class LabRuntime:
         """End the node's services; returns how many were running. `graceful` sends
         SIGTERM and waits a little before SIGKILL, `hard` is SIGKILL at once."""
         live = self.live_processes(self.node(name).name)
-        first = signal.SIGTERM if mode == "graceful" else signal.SIGKILL
-        for record in live:
-            signal_group(record, first)
         if mode == "graceful":
-            deadline = time.monotonic() + GRACE_SECONDS
-            while time.monotonic() < deadline and any(is_alive(r) for r in live):
-                time.sleep(0.05)
+            stop(live, grace=GRACE_SECONDS, supervisor=self.backend.supervisor)
+        else:
             for record in live:
-                if is_alive(record):
-                    signal_group(record, signal.SIGKILL)
+                signal_group(record, signal.SIGKILL)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and any(is_alive(r) for r in live):
             self.backend.supervisor.reap()
@@ -197,13 +192,17 @@ class LabRuntime:
                       "inet", PARTITION_TABLE], check=False, context=f"healing {name}")
 
     # --- the peer's control API -----------------------------------------------------
+    @property
+    def metrics_port(self) -> int:
+        return self.plan.overlay.metrics_port if self.plan.overlay else 9100
+
     def control(self, name: str, path: str, timeout: float = 5.0) -> str:
         """GET a path of the node's peer control API, from the management namespace."""
         node = self.node(name)
         address = (node.mgmt_address or "").split("/")[0]
         result = subprocess.run(
             ["ip", "netns", "exec", self.plan.mgmt_namespace, "curl", "-sf", "-m",
-             str(timeout), f"http://{address}:9100{path}"],
+             str(timeout), f"http://{address}:{self.metrics_port}{path}"],
             capture_output=True, text=True, timeout=timeout + 5, check=False)
         if result.returncode != 0:
             raise StepError(f"{name}: control API {path} failed (curl exit "

@@ -63,6 +63,10 @@ class Engine:
         """Ask the engine to stop before its next event (Ctrl-C, SIGTERM)."""
         self._stop.set()
 
+    def wait_stopped(self, timeout: float) -> bool:
+        """Sleep up to `timeout`; True once the engine was stopped (for watchers)."""
+        return self._stop.wait(timeout)
+
     def run(self, duration: float, started: float | None = None) -> bool:
         """Play every event, then wait until `duration` (plus held time) has passed.
         Returns False when stopped early."""

@@ -201,7 +201,7 @@ class Run:
         assert self.engine is not None and self.exporter is not None
         reported: set[str] = set()
         next_line = 0.0
-        while not self.engine._stop.wait(2.0):
+        while not self.engine.wait_stopped(2.0):
             for node in self.peers:
                 if self.exporter.is_up(node) and node not in reported \
                         and not runtime.live_processes(node):
