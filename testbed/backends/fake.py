@@ -7,7 +7,10 @@ Never used on a path a user runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from testbed.errors import BackendError
+from testbed.lab.interrupts import no_signal_check
 from testbed.lab.state import LabState
 from testbed.plan.model import NetworkPlan
 from testbed.progress import Progress
@@ -27,7 +30,8 @@ class FakeBackend:
         if taken:
             raise BackendError(f"namespace {taken[0]} already exists")
 
-    def build(self, plan: NetworkPlan, state: LabState, progress: Progress) -> None:
+    def build(self, plan: NetworkPlan, state: LabState, progress: Progress,
+              checkpoint: Callable[[], None] = no_signal_check) -> None:
         self.calls.append("build")
         for count, ns in enumerate(plan.namespaces()):
             if self.fail_after_namespaces is not None and count >= self.fail_after_namespaces:

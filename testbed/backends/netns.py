@@ -83,7 +83,8 @@ class NetnsBackend:
             commands.require_tools("tinyproxy")
 
     # --- build ----------------------------------------------------------------------
-    def build(self, plan: NetworkPlan, state: LabState, progress: Progress) -> None:
+    def build(self, plan: NetworkPlan, state: LabState, progress: Progress,
+              checkpoint: Callable[[], None] = interrupts.no_signal_check) -> None:
         spaces = plan.namespaces()
         progress.stage("namespaces", len(spaces))
         for chunk in _chunks(spaces, CHUNK):
@@ -115,10 +116,11 @@ class NetnsBackend:
 
         self._parallel(configure, nodes)
 
-        services = [(n, s) for n in nodes for s in self._setup(n, plan).services]
+        live = [n for n in nodes if not n.node.held_back]
+        services = [(n, s) for n in live for s in self._setup(n, plan).services]
         progress.stage("services", len(services))
-        for node in nodes:
-            self.start_services(node, plan, state, progress)
+        for node in live:
+            self.start_services(node, plan, state, progress, checkpoint)
 
     def _setup(self, node: PlannedNode, plan: NetworkPlan) -> NodeSetup:
         return self.registry.get(node.kind).setup(node, plan)
@@ -184,15 +186,18 @@ class NetnsBackend:
     def _configure_node(self, node: PlannedNode, plan: NetworkPlan,
                         ends: list[VethEnd], losses: dict[str, float]) -> None:
         ns = node.namespace or ""
+        held = node.node.held_back  # stays dark until add_nodes: links up, routes, services
         lines = ["link set lo up"]
         for iface in node.interfaces:
             if iface.address:
                 lines.append(f"addr add {iface.address} dev {iface.name}")
-            lines.append(f"link set {iface.name} up")
+            if not held:
+                lines.append(f"link set {iface.name} up")
         if node.mgmt_interface and node.mgmt_address:
             lines += [f"addr add {node.mgmt_address} dev {node.mgmt_interface}",
                       f"link set {node.mgmt_interface} up"]
-        lines += [f"route add {r.destination} via {r.via}" for r in node.routes]
+        if not held:
+            lines += [f"route add {r.destination} via {r.via}" for r in node.routes]
         commands.batch("ip", lines, namespace=ns, context=f"configuring {node.name}")
         tc, loss_table = self._shaping(ends), nft_loss_table(losses)
         commands.batch("tc", tc, namespace=ns, context=f"shaping links of {node.name}")
@@ -204,7 +209,9 @@ class NetnsBackend:
         namespaces.write_sysctls(ns, setup.sysctls)
 
     def start_services(self, node: PlannedNode, plan: NetworkPlan, state: LabState,
-                       progress: Progress | None = None) -> list[ProcessRecord]:
+                       progress: Progress | None = None,
+                       checkpoint: Callable[[], None] = interrupts.no_signal_check
+                       ) -> list[ProcessRecord]:
         """Start a node's services (at `up`, and again when a scenario restarts the node:
         files already in its state directory, such as a host cache, are kept)."""
         setup = self._setup(node, plan)
@@ -232,7 +239,7 @@ class NetnsBackend:
                     log=log)
             state.record({"op": "process", **record.__dict__})
             started.append(record)
-            interrupts.check()  # the fork's at-fork hooks may have dropped a Ctrl-C
+            checkpoint()  # the fork's at-fork hooks may have dropped a Ctrl-C
             if progress:
                 progress.advance()
         return started

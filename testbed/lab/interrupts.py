@@ -5,7 +5,7 @@ If it is inside code whose exceptions the interpreter only prints ("Exception ig
 in ..."), such as the at-fork hooks that subprocess runs around every fork with a
 preexec_fn (how services enter their namespace), a __del__ or a weakref callback, the
 KeyboardInterrupt is lost and `up` would finish and leave the lab up. So the signal is
-also remembered, and `check()` at safe points raises it again.
+also remembered by a guard, whose `check()` raises it again at safe points.
 
 A second signal while the first one's rollback runs is ignored: it must not interrupt
 the clean-up half-way (SIGKILL still works, and `testbed down` cleans up after it).
@@ -20,30 +20,38 @@ from types import FrameType
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-_received: list[int] = []
+
+class SignalGuard:
+    """The signals received while a guarded block runs (signal dispositions are
+    process-wide; the guard is the block's own record of them)."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received:
+            return  # already interrupted: let the rollback finish
+        self.received.append(signum)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if a signal came (its first raise may have been lost)."""
+        if self.received:
+            raise KeyboardInterrupt(f"signal {self.received[0]}")
 
 
-def _handler(signum: int, frame: FrameType | None) -> None:
-    if _received:
-        return  # already interrupted: let the rollback finish
-    _received.append(signum)
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def check() -> None:
-    """Raise KeyboardInterrupt if a signal came (its first raise may have been lost)."""
-    if _received:
-        raise KeyboardInterrupt(f"signal {_received[0]}")
+def no_signal_check() -> None:
+    """The checkpoint of code that runs outside a guarded block."""
 
 
 @contextmanager
-def rollback_on_signals() -> Iterator[None]:
-    """Within the block, SIGINT and SIGTERM raise KeyboardInterrupt (once)."""
-    _received.clear()
-    previous = {sig: signal.signal(sig, _handler) for sig in SIGNALS}
+def rollback_on_signals() -> Iterator[SignalGuard]:
+    """Within the block, SIGINT and SIGTERM raise KeyboardInterrupt (once); the guard's
+    `check` raises it again at safe points."""
+    guard = SignalGuard()
+    previous = {sig: signal.signal(sig, guard.handle) for sig in SIGNALS}
     try:
-        yield
+        yield guard
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        _received.clear()

@@ -19,7 +19,7 @@ def bring_up(topology: Topology, plan: NetworkPlan, backend: Backend, state: Lab
              progress: Progress) -> None:
     """Build the lab. On any failure or interruption (an exception, Ctrl-C, SIGTERM),
     remove what was made, then re-raise. Call from the main thread (signal handlers)."""
-    with state.locked(), interrupts.rollback_on_signals():
+    with state.locked(), interrupts.rollback_on_signals() as guard:
         state.ensure_absent()
         try:
             backend.preflight(plan)
@@ -30,8 +30,8 @@ def bring_up(topology: Topology, plan: NetworkPlan, backend: Backend, state: Lab
         state.create()
         try:
             _write_inputs(topology, plan, state)
-            backend.build(plan, state, progress)
-            interrupts.check()  # a signal whose KeyboardInterrupt Python dropped
+            backend.build(plan, state, progress, guard.check)
+            guard.check()  # a signal whose KeyboardInterrupt Python dropped
             state.record({"op": "status", "value": "up"})
             progress.close()
         except BaseException:

@@ -1,6 +1,7 @@
 """The testbed's own Prometheus exporter: what only the testbed knows.
 
-- `testbed_node_up{node}`: 1 unless a scenario has the node down (rebooting);
+- `testbed_node_up{node}`: 1 unless a scenario has the node down (rebooting) or it is
+  held back until an add_nodes step;
 - `testbed_node_restarts_total{node}`: reboots and restarts done by scenario steps;
 - `testbed_node_crashes_total{node}`: services found dead that no step ended;
 - `testbed_link_{rx,tx}_{bytes,packets,dropped}_total{node,iface}`: the kernel's own
@@ -52,7 +53,8 @@ class TestbedExporter(Collector):
         self.interval = interval
         self.nodes = [n.name for n in plan.nodes.values() if n.namespace]
         self._lock = threading.Lock()
-        self._up = dict.fromkeys(self.nodes, 1)
+        self._up = {n.name: 0 if n.node.held_back else 1 for n in plan.nodes.values()
+                    if n.namespace}  # held-back nodes are off until add_nodes
         self._restarts = dict.fromkeys(self.nodes, 0)
         self._crashes = dict.fromkeys(self.nodes, 0)
         self._events: dict[str, int] = {}

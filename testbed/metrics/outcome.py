@@ -19,11 +19,12 @@ Series = list[tuple[float, float]]  # (seconds since run start, value)
 
 
 def series_queries(peers: int, interval: float) -> dict[str, str]:
-    """PromQL per exported series. `peers` is the topology's overlay peer count: a peer
-    whose host is down has no series at all and counts as offline."""
+    """PromQL per exported series. `peers` is the topology's count of overlay users (peers
+    not held back): a peer whose host is down has no series at all and counts as offline."""
     window = f"{max(4 * interval, 2):g}s"
     return {
-        "online_fraction": f"(sum(peer_logged_in{{kind=\"peer\"}}) or vector(0)) / {peers}",
+        "online_fraction": "(sum(peer_logged_in{kind=\"peer\",held_back!=\"true\"}) "
+                           f"or vector(0)) / {peers}",
         "login_attempts_per_s": f"sum(rate(peer_login_attempts_total[{window}])) or vector(0)",
         "login_server_requests_per_s":
             f"sum(rate(login_server_requests_total[{window}])) or vector(0)",

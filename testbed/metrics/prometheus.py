@@ -29,7 +29,8 @@ PROMETHEUS_PORT = 9090
 
 
 def scrape_targets(plan: NetworkPlan, metrics_port: int) -> list[dict[str, Any]]:
-    """One static target per reference-peer node, labelled with node, kind and group."""
+    """One static target per reference-peer node, labelled with node, kind and group
+    (and held_back="true" for capacity a scenario adds later, which is not a user)."""
     targets = []
     for node in plan.nodes.values():
         if node.kind not in ("peer", "login") or node.node.command is not None:
@@ -40,6 +41,8 @@ def scrape_targets(plan: NetworkPlan, metrics_port: int) -> list[dict[str, Any]]
         labels = {"node": node.name, "kind": node.kind}
         if node.node.group:
             labels["group"] = node.node.group
+        if node.node.held_back:
+            labels["held_back"] = "true"
         targets.append({"targets": [f"{address}:{metrics_port}"], "labels": labels})
     return targets
 

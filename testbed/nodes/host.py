@@ -43,6 +43,7 @@ class PeerKind(HostKind):
     description: ClassVar[str] = ("a P2P peer: runs `command` (any binary), or the reference "
                                   "overlay peer when the topology has `overlay:`")
     runs_overlay: ClassVar[bool] = True
+    sections: ClassVar[frozenset[str]] = HostKind.sections | {"supernode"}
 
 
 class LoginKind(HostKind):

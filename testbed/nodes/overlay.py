@@ -7,6 +7,7 @@ anywhere but in the lab's own state directory).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import sys
@@ -67,9 +68,19 @@ def proxy_for(node: PlannedNode, plan: NetworkPlan) -> str | None:
     return None
 
 
+def supernode_capacity(node: PlannedNode, overlay: OverlaySettings) -> SupernodeCapacity:
+    """The overlay's supernode settings with the node's own `supernode:` on top."""
+    sn = overlay.supernode or SupernodeCapacity()
+    own = node.node.supernode
+    if own is None:
+        return sn
+    return dataclasses.replace(sn, **{k: v for k, v in dataclasses.asdict(own).items()
+                                      if v is not None})
+
+
 def peer_config(node: PlannedNode, plan: NetworkPlan, overlay: OverlaySettings) -> PeerConfig:
     login = overlay.login or LoginCapacity()
-    sn = overlay.supernode or SupernodeCapacity()
+    sn = supernode_capacity(node, overlay)
     supernodes = sorted(n.name for n in plan.nodes.values()
                         if n.kind == "peer" and n.node.command is None
                         and is_supernode_capable(n, overlay))

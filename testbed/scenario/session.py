@@ -107,8 +107,10 @@ def trigger_from_log(path: Path) -> Trigger | None:
 
 
 def overlay_peers(plan: NetworkPlan) -> list[str]:
+    """The overlay's users: reference peers, without capacity held back for add_nodes."""
     return sorted(n.name for n in plan.nodes.values()
-                  if n.kind == "peer" and n.node.command is None and n.namespace)
+                  if n.kind == "peer" and n.node.command is None and n.namespace
+                  and not n.node.held_back)
 
 
 class Run:

@@ -75,8 +75,8 @@ def expand_counted(nodes: SourceDict, report: Report) -> SourceDict:
                  f"{name!r} at line {line}")
             continue
         path = f"nodes.{name}.count"
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
-            report(Problem(f"count must be a whole number from 1 to {MAX_COUNT}, got {count!r}",
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_COUNT:
+            report(Problem(f"count must be a whole number from 0 to {MAX_COUNT}, got {count!r}",
                            nodes.file, body.line_of("count"), path))
             continue
         if not has_template(name):

@@ -110,8 +110,9 @@ class NodeSpec:
 
     kind: str | None = doc("node kind: host, router, switch, nat, proxy, login, peer")
     group: str | None = doc("a group from `groups:` whose settings this node inherits")
-    count: int | None = doc("replicate this node; its name must contain {n} (1..count)",
-                            min=1, max=MAX_COUNT)
+    count: int | None = doc("replicate this node; its name must contain {n} (1..count); "
+                            "0 makes none, e.g. an optional part sized by a parameter",
+                            min=0, max=MAX_COUNT)
     vary: dict[str, list[Any]] | None = doc(
         "per-replica values cycled by {n}: field path -> list, e.g. {nat.type: [...]}"
     )
@@ -127,6 +128,12 @@ class NodeSpec:
     nat: NatSettings | None = doc("NAT behaviour (kind nat)")
     firewall: FirewallSettings | None = doc("egress policy (kind router or nat)")
     proxy: ProxySettings | None = doc("proxy daemon settings (kind proxy)")
+    supernode: SupernodeOverride | None = doc(
+        "this node's supernode capacity over overlay.supernode, e.g. a dedicated "
+        "mega-supernode (kind peer)")
+    held_back: bool | None = doc(
+        "built at `up` but switched off (data links down, no services) until a scenario's "
+        "add_nodes step brings it in, e.g. the corrective push's dedicated supernodes")
 
 
 @dataclass
@@ -186,6 +193,17 @@ class SupernodeCapacity:
         "doc": "drop-role: x nominal join load that counts as overload", "min": 1, "max": 100})
     sustain: float = field(default=10.0, metadata={
         "doc": "drop-role: how long the overload must last", "unit": "duration"})
+
+
+@dataclass
+class SupernodeOverride:
+    """One node's supernode settings; what it leaves out comes from overlay.supernode."""
+
+    max_children: int | None = doc("clients this supernode holds", min=1, max=100000)
+    joins_per_second: float | None = doc("joins it accepts per second", min=0.1, max=100000)
+    min_uptime: float | None = doc("uptime before it becomes a supernode", unit="duration")
+    overload: Literal["busy", "drop-role"] | None = doc(
+        "busy: shed load with retry-after; drop-role: the 2010 self-protection")
 
 
 @dataclass
@@ -277,6 +295,8 @@ class Node:
     firewall: FirewallSettings | None
     proxy: ProxySettings | None
     line: int | None = None
+    supernode: SupernodeOverride | None = None
+    held_back: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pytest
 
 from testbed.errors import Problem, TopologyError
 from testbed.plan.build import build_plan
-from testbed.topology.loader import load_topology
+from testbed.topology.loader import load_topology, load_topology_text
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -158,7 +158,7 @@ def test_unknown_node_key_suggests_the_close_one(tmp_path: Path) -> None:
     assert (p.line, p.path) == (6, "nodes.pc.uplnk")
     assert p.message == ("unknown key 'uplnk' (did you mean 'uplink'?); allowed: kind, group, "
                          "count, vary, labels, uplink, links, command, env, lan_pool, nat, "
-                         "firewall, proxy")
+                         "firewall, proxy, supernode, held_back")
 
 
 def test_unknown_link_key_is_reported_at_its_own_line(tmp_path: Path) -> None:
@@ -490,7 +490,7 @@ def test_same_private_address_behind_two_nats_is_fine(tmp_path: Path) -> None:
 
 # --- count ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("count", "shown"), [("0", "0"), ("1e6", "'1e6'"),
+@pytest.mark.parametrize(("count", "shown"), [("1e6", "'1e6'"),
                                               ("1000000", "1000000"), ("-3", "-3"),
                                               ("2.5", "2.5"), ("many", "'many'")])
 def test_count_out_of_range(tmp_path: Path, count: str, shown: str) -> None:
@@ -504,7 +504,21 @@ def test_count_out_of_range(tmp_path: Path, count: str, shown: str) -> None:
             uplink: {{to: core}}
         """)
     assert (p.line, p.path) == (6, "nodes.pc{n}.count")
-    assert p.message == f"count must be a whole number from 1 to 5000, got {shown}"
+    assert p.message == f"count must be a whole number from 0 to 5000, got {shown}"
+
+
+def test_count_zero_makes_no_node() -> None:
+    topology = load_topology_text(textwrap.dedent("""\
+        name: lab
+        params: {extra: 0}
+        nodes:
+          core: {kind: router}
+          pc{n}:
+            kind: host
+            count: ${extra}
+            uplink: {to: core}
+        """))
+    assert sorted(topology.nodes) == ["core"]
 
 
 def test_count_without_n_in_the_name(tmp_path: Path) -> None:
@@ -564,6 +578,18 @@ def test_nat_section_on_a_host(tmp_path: Path) -> None:
         """)
     assert (p.line, p.path) == (7, "nodes.pc.nat")
     assert p.message == "nat: does not apply to kind host; it applies to: nat"
+
+
+def test_supernode_section_on_a_router(tmp_path: Path) -> None:
+    p = only_problem(tmp_path, """\
+        name: lab
+        nodes:
+          core:
+            kind: router
+            supernode: {max_children: 500}
+        """)
+    assert (p.line, p.path) == (5, "nodes.core.supernode")
+    assert p.message == "supernode: does not apply to kind router; it applies to: peer"
 
 
 def test_proxy_only_firewall_naming_a_node_that_is_not_a_proxy(tmp_path: Path) -> None:

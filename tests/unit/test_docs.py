@@ -13,6 +13,7 @@ from testbed.topology.model import (
     NodeSpec,
     OverlaySettings,
     SupernodeCapacity,
+    SupernodeOverride,
     TopLink,
     TopologyFile,
 )
@@ -23,7 +24,7 @@ def test_every_topology_field_is_documented() -> None:
     text = (REPO / "docs" / "topology.md").read_text()
     documented = set(re.findall(r"`([a-z_]+)`", text))
     for cls in (TopologyFile, NodeSpec, LinkSpec, TopLink, Addressing, OverlaySettings,
-                LoginCapacity, SupernodeCapacity):
+                LoginCapacity, SupernodeCapacity, SupernodeOverride):
         for field in dataclasses.fields(cls):
             assert field.name in documented, f"{cls.__name__}.{field.name} is not in docs"
 

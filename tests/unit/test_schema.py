@@ -132,7 +132,7 @@ def test_every_model_dataclass_and_field_is_in_the_schema(schema: dict[str, Any]
 def test_count_range_matches_the_loader(schema: dict[str, Any]) -> None:
     count = schema["definitions"]["NodeSpec"]["properties"]["count"]
     number = next(o for o in count["anyOf"] if o.get("type") == "integer")
-    assert (number["minimum"], number["maximum"]) == (1, model.MAX_COUNT)
+    assert (number["minimum"], number["maximum"]) == (0, model.MAX_COUNT)
 
 
 def test_schema_output_file(tmp_path: Path, schema: dict[str, Any]) -> None:
