@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from testbed.units import UnitError, parse_duration
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
@@ -44,12 +46,21 @@ example:
     p.add_argument("--ui-port", type=int, default=9090, metavar="PORT",
                    help="loopback port for Prometheus's web UI during the run (default 9090, "
                         "or the next free one)")
-    p.add_argument("--duration", type=float, metavar="SECONDS",
-                   help="run this long instead of the scenario's duration:")
+    p.add_argument("--duration", type=duration_arg, metavar="DURATION",
+                   help="run this long instead of the scenario's duration: seconds, or "
+                        "with a unit (200s, 5m)")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     p.add_argument("--check-only", action="store_true",
                    help="load and check both files and print the schedule; build nothing")
     p.set_defaults(run=run)
+
+
+def duration_arg(text: str) -> float:
+    """argparse type: '200', '200s' or '5m' -> seconds."""
+    try:
+        return parse_duration(text if text.strip()[-1:].isalpha() else f"{text}s")
+    except UnitError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def options_from(args: argparse.Namespace) -> Any:

@@ -13,8 +13,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from testbed.errors import ResultsError
+from testbed.metrics.plots import draw_plots
 from testbed.metrics.report import (
-    draw_plots,
     figure_html,
     format_metric,
     interrupted_note,

@@ -8,6 +8,7 @@ TSDB snapshot reopened in a fresh Prometheus.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -28,13 +29,13 @@ SMALL = ["--set", "homes=20", "--set", "supernodes=4", "--set", "corp_hosts=2"]
 DURATION = "170s"
 
 
-def _run(tmp: Path, scenario: str) -> Path:
+def _run(tmp: Path, scenario: str, report: bool = False) -> Path:
     text = (REPO / "scenarios" / f"{scenario}.yaml").read_text()
     short = tmp / f"{scenario}.yaml"
     short.write_text(text.replace("duration: 300s", f"duration: {DURATION}"))
     result = run_cli("run", str(REPO / "topologies" / "skype-2007.yaml"), str(short), *SMALL,
                      "--results", str(tmp / "results"), "--run-id", scenario,
-                     "--no-report", timeout=600)
+                     *([] if report else ["--no-report"]), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp / "results" / scenario
 
@@ -47,7 +48,8 @@ def _series(run: Path, name: str) -> list[tuple[float, float]]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("outage")
-    return {name: _run(tmp, name) for name in ("skype-2007", "skype-2007-fixed")}
+    return {"skype-2007": _run(tmp, "skype-2007"),
+            "skype-2007-fixed": _run(tmp, "skype-2007-fixed", report=True)}
 
 
 def test_policy_2007_collapses_and_stays_down_after_the_wave(runs: dict[str, Path]) -> None:
@@ -85,6 +87,31 @@ def test_every_step_ran_on_time_and_was_logged(runs: dict[str, Path]) -> None:
     assert len(executed) == node_events
     assert not [s for s in executed if s["outcome"].startswith("error")]
     assert max(s["lateness"] for s in executed) < 0.5
+
+
+def _pngs_of(page: Path) -> list[Path]:
+    """The PNG files an HTML page shows, checked to be real, non-trivial images."""
+    sources = re.findall(r'<img src="([^"]+\.png)"', page.read_text())
+    files = [page.parent / src for src in sources]
+    for png in files:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+        assert png.stat().st_size > 10_000, png
+    return files
+
+
+def test_the_run_writes_its_report_and_compare_puts_runs_side_by_side(
+        runs: dict[str, Path], tmp_path: Path) -> None:
+    run = runs["skype-2007-fixed"]
+    report = run / "report" / "report.html"
+    text = report.read_text()
+    lowest = json.loads((run / "summary.json").read_text())["min_online_fraction"]
+    assert "lowest online" in text and f"{100 * lowest:.1f} %" in text
+    assert len(_pngs_of(report)) == 4  # online, login load, supernodes, clients per SN
+    result = run_cli("compare", str(runs["skype-2007"]), str(run), "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    comparison = tmp_path / "comparison.html"
+    assert "skype-2007-fixed" in comparison.read_text()
+    assert len(_pngs_of(comparison)) == 4
 
 
 def _free_port() -> int:

@@ -13,7 +13,8 @@ import pytest
 
 from testbed.errors import ResultsError
 from testbed.metrics.compare import write_comparison
-from testbed.metrics.report import MARK_CHARS, place_marks, write_report
+from testbed.metrics.plots import MARK_CHARS, place_marks
+from testbed.metrics.report import write_report
 from testbed.metrics.series import load_run, load_series
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
