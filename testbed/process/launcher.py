@@ -3,8 +3,17 @@ into its node's network namespace on request.
 
 Every peer stays its own process (own pid, killable and restartable alone), but the
 interpreter and the imported modules are shared copy-on-write between all of them, which
-is what lets 1000 peers fit in a few GB. `gc.freeze()` keeps the collector from touching
-(and so copying) the shared objects.
+is what lets 1000 peers fit in a few GB. What keeps the sharing intact:
+
+- `gc.freeze()`: the collector never touches (and so never copies) the shared objects;
+- a rehearsal (testbed/peer/rehearsal.py) runs the peer's code once before any fork, so
+  CPython's one-time writes (code warm-up counters, specialised bytecode, lazy caches)
+  land in the shared copy instead of in each peer;
+- the forking process does next to nothing between forks: every page it writes after
+  a fork is left behind as a private page of the peer forked before. So the socket
+  protocol (accept, JSON, start times) runs in a helper process, and the forker only
+  reads a request from a pipe, forks and writes the pid back; the kernel reaps exited
+  peers (SIGCHLD ignored), so no Python code runs when one exits.
 
 Protocol on its Unix socket: one JSON request per connection,
 {"namespace", "config", "log", "cwd"} -> {"pid", "start_time"} or {"error"}.
@@ -17,33 +26,41 @@ import contextlib
 import gc
 import json
 import os
+import select
 import signal
 import socket
 import sys
+import traceback
 from pathlib import Path
 
 from testbed.errors import ProcessError
 from testbed.process import namespaces
 from testbed.process.supervisor import start_time
 
+FIELDS = ("namespace", "config", "log", "cwd")
+PIPE_BUF = 4096  # pipe writes up to this size are atomic: one request, one read
 
-def _child(request: dict[str, str]) -> None:
+
+def _child(request: bytes) -> None:
     """Runs in the forked child: become the peer. Never returns."""
     code = 1
     try:
+        namespace, config, log_path, cwd = os.fsdecode(request).split("\0")
         os.setsid()
-        namespaces.enter(request["namespace"])
-        os.chdir(request["cwd"])
-        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        namespaces.enter(namespace)
+        os.chdir(cwd)
+        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
+        os.close(null)
+        os.close(log)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         from testbed.peer.runner import main  # already imported by _prewarm
 
-        code = main(Path(request["config"]))
+        code = main(Path(config))
     except BaseException as exc:  # noqa: BLE001 - the child must never return into the launcher
         with contextlib.suppress(Exception):
             print(f"launcher child failed: {exc!r}", file=sys.stderr, flush=True)
@@ -54,57 +71,94 @@ def _child(request: dict[str, str]) -> None:
 def _prewarm() -> None:
     """Import and exercise what every peer uses, so children inherit it ready-made
     instead of each building (and writing) its own copy."""
-    import asyncio
-
     import testbed.peer.runner  # noqa: F401 - the point: import once, share with every child
-    from testbed.peer.metrics import PeerMetrics
+    from testbed.peer.rehearsal import rehearse
 
-    PeerMetrics("prewarm").exposition()
-    asyncio.run(asyncio.sleep(0))
+    rehearse()
+    own = os.open("/proc/self/ns/net", os.O_RDONLY)  # warm the ctypes path of setns
+    try:
+        namespaces.setns(own)
+    finally:
+        os.close(own)
     gc.collect()
 
 
-def serve(path: Path) -> None:
-    _prewarm()
-    signal.signal(signal.SIGCHLD, _reap)
+def _fork_loop(requests: int, replies: int) -> None:
+    """The forker: the least code possible between two forks. Never returns."""
+    while True:
+        request = os.read(requests, PIPE_BUF)
+        if not request:
+            os._exit(0)  # the helper is gone: so is the lab's launcher
+        try:
+            pid = os.fork()
+        except OSError:
+            pid = -1
+        if pid == 0:
+            os.close(requests)
+            os.close(replies)
+            _child(request)
+        os.write(replies, max(pid, 0).to_bytes(8, "little"))
+
+
+def _frontend(path: Path, requests: int, replies: int) -> None:
+    """The helper: serves the socket protocol and asks the forker for each fork."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(path))
     os.chmod(path, 0o600)
     server.listen(64)
-    gc.freeze()
     print("ready", flush=True)
     while True:
-        try:
-            conn, _ = server.accept()
-        except InterruptedError:
-            continue
+        conn, _ = server.accept()
         with conn:
             line = conn.makefile().readline()
             if not line:
                 continue  # a liveness probe: connected and went away
-            try:
-                request = json.loads(line)
-                pid = os.fork()
-                if pid == 0:
-                    server.close()
-                    _child(request)
-                reply: dict[str, object] = {"pid": pid, "start_time": start_time(pid) or 0}
-            except (ValueError, KeyError, OSError) as exc:
-                reply = {"error": str(exc)}
+            reply = _fork_for(line, requests, replies)
             with contextlib.suppress(OSError):  # the requester gave up
                 conn.sendall((json.dumps(reply) + "\n").encode())
 
 
-def _reap(signum: int, frame: object) -> None:
-    while True:
+def _fork_for(line: str, requests: int, replies: int) -> dict[str, object]:
+    try:
+        request = json.loads(line)
+        fields = [str(request[name]) for name in FIELDS]
+    except (ValueError, KeyError, TypeError) as exc:
+        return {"error": f"bad request: {exc!r}"}
+    message = os.fsencode("\0".join(fields))
+    if "\0" in "".join(fields) or len(message) > PIPE_BUF:
+        return {"error": "paths too long or holding NUL characters"}
+    os.write(requests, message)
+    ready, _, _ = select.select([replies], [], [], 30)
+    answer = os.read(replies, 8) if ready else b""
+    if len(answer) != 8:
+        os._exit(1)  # the forker is gone or stuck: fail loudly, the lab's peers stay
+    pid = int.from_bytes(answer, "little")
+    if pid == 0:
+        return {"error": "fork failed (out of processes or memory?)"}
+    return {"pid": pid, "start_time": start_time(pid) or 0}
+
+
+def serve(path: Path) -> None:
+    _prewarm()
+    requests_r, requests_w = os.pipe()  # helper -> forker
+    replies_r, replies_w = os.pipe()  # forker -> helper
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps exited peers
+    gc.freeze()
+    if os.fork() == 0:  # the helper; it dies with the forker's process group at `down`
+        os.close(requests_r)
+        os.close(replies_w)
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
+            _frontend(path, requests_w, replies_r)
+        except BaseException:  # noqa: BLE001 - say why in the launcher's log, then go
+            traceback.print_exc()
+        finally:
+            os._exit(1)
+    os.close(requests_w)
+    os.close(replies_r)
+    _fork_loop(requests_r, replies_w)
 
 
 def request_fork(socket_path: Path, *, namespace: str, config: Path, log: Path, cwd: Path
