@@ -1,6 +1,6 @@
 """The report's plots: online fraction, login load against the login server's capacity,
 supernode count, clients per supernode, one PNG each, for one run or several overlaid
-(`testbed compare`), with the restart wave shaded and the scenario's marks.
+(`testbed compare`), with the trigger (restart wave or crash) shaded and the marks.
 
 matplotlib is imported only while drawing, with its object API (Figure + Agg canvas),
 so no pyplot global state leaks between reports.
@@ -198,7 +198,8 @@ def _login_axis(ax: Axes, spec: PlotSpec, runs: Sequence[RunResults]) -> None:
 
 
 def _shade_triggers(ax: Axes, runs: Sequence[RunResults], end: float) -> None:
-    """The restart wave; runs sharing one window share one shading."""
+    """The trigger (restart wave or crash: first to last host going down); runs sharing
+    one window share one shading."""
     windows: dict[tuple[float, float], list[int]] = {}
     for index, run in enumerate(runs):
         if run.trigger:
@@ -207,11 +208,12 @@ def _shade_triggers(ax: Axes, runs: Sequence[RunResults], end: float) -> None:
     for (start, stop), indexes in windows.items():
         stop = max(stop, start + end * 0.004)  # a one-host wave stays visible
         if shared or len(runs) == 1:
-            ax.axvspan(start, stop, color="0.55", alpha=0.2, linewidth=0, label="restart wave")
+            ax.axvspan(start, stop, color="0.55", alpha=0.2, linewidth=0,
+                       label="trigger: hosts going down")
             continue
         for index in indexes:
             ax.axvspan(start, stop, color=f"C{index % 10}", alpha=0.10, linewidth=0,
-                       label=f"restart wave, {runs[index].label}")
+                       label=f"trigger, {runs[index].label}")
 
 
 def _draw_marks(ax: Axes, runs: Sequence[RunResults], end: float, with_text: bool) -> None:
