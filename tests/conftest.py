@@ -122,10 +122,10 @@ def make_lab(tmp_path: Path, state_root: Path) -> Iterator[Callable[..., Running
 
 
 def run_cli(*args: str, state_dir: Path | None = None, timeout: float = 300,
-            check: bool = False) -> subprocess.CompletedProcess[str]:
+            check: bool = False, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     """Run the real `testbed` command line as a user would."""
     env = dict(os.environ)
     if state_dir is not None:
         env["TESTBED_STATE_DIR"] = str(state_dir)
     return subprocess.run([sys.executable, "-m", "testbed", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=REPO, check=check)
+                          text=True, timeout=timeout, env=env, cwd=cwd, check=check)

@@ -71,8 +71,10 @@ class PrometheusServer:
                  supervisor: Supervisor, interval: float = 1.0, ui_port: int = 9090) -> None:
         self.plan = plan
         self.state = state
-        self.workdir = workdir
-        self.data = workdir / "data"
+        # absolute: Prometheus runs with the work dir as its cwd, so a relative path
+        # (`testbed run --results results`) would be resolved twice
+        self.workdir = workdir.resolve()
+        self.data = self.workdir / "data"
         self.supervisor = supervisor
         self.interval = interval
         self.ui_port = ui_port

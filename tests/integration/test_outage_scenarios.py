@@ -33,9 +33,10 @@ def _run(tmp: Path, scenario: str, report: bool = False) -> Path:
     text = (REPO / "scenarios" / f"{scenario}.yaml").read_text()
     short = tmp / f"{scenario}.yaml"
     short.write_text(text.replace("duration: 300s", f"duration: {DURATION}"))
+    # a relative --results, as the README's demo uses (results/ of the working directory)
     result = run_cli("run", str(REPO / "topologies" / "skype-2007.yaml"), str(short), *SMALL,
-                     "--results", str(tmp / "results"), "--run-id", scenario,
-                     *([] if report else ["--no-report"]), timeout=600)
+                     "--results", "results", "--run-id", scenario,
+                     *([] if report else ["--no-report"]), timeout=600, cwd=tmp)
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp / "results" / scenario
 
