@@ -240,6 +240,8 @@ def test_vagrantfile_validates(tmp_path: Path) -> None:
     env = dict(os.environ, VAGRANT_HOME=str(tmp_path / "home"),
                VAGRANT_DOTFILE_PATH=str(tmp_path / "dot"), VAGRANT_CHECKPOINT_DISABLE="1",
                VAGRANT_CWD=str(REPO))
-    result = _run(["vagrant", "validate"], env=env, cwd=REPO)
+    # --ignore-provider: CI has neither VirtualBox nor the libvirt plugin, and plain
+    # `validate` refuses to run without a usable provider; everything else is checked.
+    result = _run(["vagrant", "validate", "--ignore-provider"], env=env, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "validated successfully" in result.stdout
