@@ -63,19 +63,26 @@ def load_expectations(path: str | Path) -> list[Expectation]:
         raw = load_yaml(path)
     except YamlSourceError as exc:
         raise ExpectationError(exc.problems) from None
-    source = str(path)
+    loaded, problems = expectations_in(raw, str(path))
+    if problems:
+        raise ExpectationError(problems)
+    return loaded
+
+
+def expectations_in(raw: Any, source: str) -> tuple[list[Expectation], list[Problem]]:
+    """The expectations of a loaded YAML document (a list, or a mapping such as a
+    scenario with an `expect:` list), and every problem found in them."""
     items: Any = raw
     prefix = ""
     if isinstance(raw, SourceDict):
         if "expect" not in raw:
-            raise ExpectationError([Problem(
+            return [], [Problem(
                 "no `expect:` list here; an expectation file is a list of expectations or "
-                "a mapping (e.g. a scenario) with an `expect:` list", source, raw.line)])
+                "a mapping (e.g. a scenario) with an `expect:` list", source, raw.line)]
         items, prefix = raw["expect"], "expect"
     if not isinstance(items, SourceList):
         line = raw.line_of("expect") if isinstance(raw, SourceDict) else 1
-        raise ExpectationError([Problem("expected a list of expectations", source, line,
-                                        prefix)])
+        return [], [Problem("expected a list of expectations", source, line, prefix)]
     problems: list[Problem] = []
     loaded = []
     for index, item in enumerate(items):
@@ -85,9 +92,7 @@ def load_expectations(path: str | Path) -> list[Expectation]:
             loaded.append(expectation)
     if not items:
         problems.append(Problem("the expectation list is empty", source, items.line, prefix))
-    if problems:
-        raise ExpectationError(problems)
-    return loaded
+    return loaded, problems
 
 
 def _one(item: Any, path: str, source: str, line: int | None,

@@ -70,8 +70,9 @@ class ExpectSpec:
     src_port: int | None = doc("source port (tcp/udp)", min=0, max=65535)
     flags: str | list[str] | None = doc("TCP flags that must be set; !FLAG must be clear, "
                                         "e.g. SYN !ACK")
-    window: list[Any] | None = doc("[start, end] seconds since the run's start; end may be "
-                                   "null (the end of the capture)")
+    window: list[float | str | None] | None = doc(
+        "[start, end] seconds since the run's start; end may be null (the end of the "
+        "capture)")
     measure: Measure | None = doc("packets: packets (default), bytes, packets/s or bits/s")
     min: float | str | None = doc("lower bound (inclusive)")
     max: float | str | None = doc("upper bound (inclusive)")

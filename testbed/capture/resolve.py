@@ -12,6 +12,7 @@ import fnmatch
 import ipaddress
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,13 +136,14 @@ class Bound:
         return None if math.isinf(start) or math.isinf(end) else max(0.0, end - start)
 
 
-def bind(expectation: Expectation, run: RunData) -> Bound:
+def bind(expectation: Expectation, run: RunData, check_files: bool = True) -> Bound:
     origin = run.started_unix
     window = expectation.window
     if window is not None and origin is None:
         raise BindError("run.json has no started_unix (the scenario never started), so the "
                         "window cannot be placed")
-    captures = [] if expectation.check == "promql" else _captures(expectation, run)
+    captures = [] if expectation.check == "promql" else _captures(expectation, run,
+                                                                  check_files)
     if origin is None:
         starts = [c.started_unix for c in captures if c.started_unix]
         origin = min(starts) if starts else 0.0
@@ -210,7 +212,29 @@ def _sample(nodes: dict[str, Any]) -> str:
     return f"nodes: {', '.join(names[:10])}{more}; kinds: {', '.join(kinds)}"
 
 
-def _captures(expectation: Expectation, run: RunData) -> list[CaptureInfo]:
+def precheck(expectations: Sequence[Expectation], nodes: dict[str, dict[str, Any]],
+             captures: Sequence[tuple[str, str, str]]) -> list[Problem]:
+    """Before a run starts: every selector against the planned lab's nodes (lab.json's
+    shape) and every `capture:` against the declared (name, node, interface) captures, so
+    a typo fails at file:line before a lab is built rather than as an ERROR verdict after
+    the run."""
+    declared = [CaptureInfo(name, node, interface, Path(f"captures/{name}.pcap"),
+                            f"captures/{name}.pcap") for name, node, interface in captures]
+    run = RunData(Path("."), {"started_unix": 1.0}, nodes, declared,
+                  "no capture is declared (add captures: to the scenario, or capture: to "
+                  "a link of the topology)")
+    problems = []
+    for expectation in expectations:
+        try:
+            bind(expectation, run, check_files=False)
+        except BindError as exc:
+            problems.append(Problem(f"{expectation.name}: {exc}", expectation.file,
+                                    expectation.line))
+    return problems
+
+
+def _captures(expectation: Expectation, run: RunData, check_files: bool = True
+              ) -> list[CaptureInfo]:
     refs = expectation.spec.capture
     if refs is None:
         chosen = _default_captures(expectation, run)
@@ -221,7 +245,7 @@ def _captures(expectation: Expectation, run: RunData) -> list[CaptureInfo]:
     if expectation.check == "link_rate" and len(chosen) != 1:
         raise BindError(f"link_rate reads one capture (one link); got {len(chosen)}: "
                         f"{', '.join(c.name for c in chosen)}")
-    for capture in chosen:
+    for capture in chosen if check_files else ():
         if not capture.path.is_file():
             raise BindError(f"pcap {capture.file} of capture {capture.name!r} is missing "
                             f"(listed in captures/index.json, not in {run.dir})")

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testbed.capture.options import CaptureOptions
 from testbed.errors import CaptureError
 from testbed.process.commands import DIE_WITH_PARENT, require_tools
 from testbed.topology.model import doc
@@ -37,18 +38,12 @@ TIMED_OUT = 124  # coreutils timeout's exit status when the time cap ended the c
 
 
 @dataclass
-class CaptureSpec:
-    """A capture as declared (topology, scenario or `testbed capture`)."""
+class CaptureSpec(CaptureOptions):
+    """A capture as declared (topology, scenario or `testbed capture`): where, plus the
+    shared options (filter, snaplen, caps, name)."""
 
     node: str = field(default="", metadata={"doc": "node to capture on"})
     interface: str | None = doc("interface inside the node; default its uplink (or first)")
-    filter: str = field(default="", metadata={"doc": "BPF filter, e.g. 'tcp port 443'"})
-    snaplen: int = field(default=256, metadata={"doc": "bytes kept of each packet",
-                                                "min": 64, "max": 262144})
-    max_packets: int | None = doc("stop after this many packets", min=1)
-    max_seconds: float | None = doc("stop after this long", unit="duration")
-    max_megabytes: float | None = doc("stop before the pcap exceeds this size (MiB)")
-    name: str | None = doc("name in captures/index.json; default NODE-IFACE")
 
 
 def packet_limit(spec: CaptureSpec) -> int | None:
@@ -165,15 +160,21 @@ def start_capture(spec: CaptureSpec, namespace: str, interface: str, output: Pat
                                 stderr=err)
     capture = Capture(spec, name, namespace, interface, output, log, proc, time.time())
     deadline = time.monotonic() + ready_timeout
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace")
-        if "listening on" in text:
-            capture.started_unix = time.time()
-            return capture
-        if proc.poll() is not None:
-            raise CaptureError(f"tcpdump on {spec.node}:{interface} (namespace {namespace}) "
-                               f"exited at once (exit {proc.returncode}): {text.strip()}")
-        time.sleep(0.02)
+    try:
+        while time.monotonic() < deadline:
+            text = log.read_text(errors="replace")
+            if "listening on" in text:
+                capture.started_unix = time.time()
+                return capture
+            if proc.poll() is not None:
+                raise CaptureError(f"tcpdump on {spec.node}:{interface} (namespace "
+                                   f"{namespace}) exited at once (exit {proc.returncode}): "
+                                   f"{text.strip()}")
+            time.sleep(0.02)
+    except KeyboardInterrupt:  # Ctrl-C/SIGTERM while it starts: nobody else knows it
+        proc.kill()
+        proc.wait()
+        raise
     with contextlib.suppress(CaptureError):  # the message below says more
         capture.stop()
     raise CaptureError(f"tcpdump on {spec.node}:{interface} did not start listening within "

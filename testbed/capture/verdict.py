@@ -9,10 +9,11 @@ mistake in an expectation can never turn into a silent pass.
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -127,3 +128,17 @@ def junit_xml(verdicts: Sequence[Verdict], suite: str = "testbed check") -> ET.E
 def write_junit(verdicts: Sequence[Verdict], path: str | Path, suite: str = "testbed check"
                 ) -> None:
     junit_xml(verdicts, suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def write_verdicts(directory: str | Path, verdicts: Sequence[Verdict], suite: str
+                   ) -> list[Path]:
+    """A run's verdict files: verdicts.txt (the report), verdicts.json (one object per
+    expectation, for tools and the pytest plugin) and junit.xml."""
+    directory = Path(directory)
+    text = directory / "verdicts.txt"
+    text.write_text(report(verdicts))
+    data = directory / "verdicts.json"
+    data.write_text(json.dumps([asdict(v) for v in verdicts], indent=1))
+    junit = directory / "junit.xml"
+    write_junit(verdicts, junit, suite)
+    return [text, data, junit]

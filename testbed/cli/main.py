@@ -45,6 +45,7 @@ reproducing an outage:
                                                    lab + Prometheus + scenario -> results/
   testbed compare results/RUN1 results/RUN2        outcome metrics and plots side by side
   testbed results serve results/RUN1               reopen a run's Prometheus data
+  testbed check results/RUN1 [EXPECT]              verdicts of expect: over its pcaps (CI)
   sudo testbed demo                                both 2007 runs and their comparison
 
 State lives in /run/testbed/<lab>/ (override with --state-dir or TESTBED_STATE_DIR).

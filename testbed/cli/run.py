@@ -15,9 +15,11 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Build TOPOLOGY, start a real Prometheus in its management network, play "
                     "SCENARIO's steps (restart waves, crashes, link changes, ...) on a "
-                    "monotonic clock, then write results/<run-id>/ and remove the lab. "
-                    "Ctrl-C or SIGTERM stops early: the lab is removed and what was gathered "
-                    "is kept, marked incomplete.",
+                    "monotonic clock while tcpdump records the declared captures, then "
+                    "check the scenario's expect: (packet counts, rates, paths, PromQL "
+                    "bounds), write results/<run-id>/ and remove the lab. Exits 1 when an "
+                    "expectation does not pass. Ctrl-C or SIGTERM stops early: the lab is "
+                    "removed and what was gathered is kept (pcaps too), marked incomplete.",
         epilog="""results/<run-id>/ holds:
   run.json        what ran: topology, scenario, seed, policy, time scale, complete or not
   schedule.json   every planned event (the same seed gives the same schedule)
@@ -26,9 +28,20 @@ def add_parser(sub: Any) -> None:
   summary.json    outcome metrics: lowest online fraction, time to 90/95 %, amplification
   tsdb/           Prometheus TSDB snapshot: testbed results serve RUN
   report/         report.html with plots
+  captures/       pcaps of the declared captures (a topology's capture: on a link, the
+                  scenario's captures:) and index.json (what, where, filter, packets,
+                  drops); kept when the run is interrupted
+  verdicts.txt    the scenario's expect: checked over the pcaps and the run's Prometheus
+  verdicts.json   (PASS/FAIL/VACUOUS/ERROR per expectation, file:line, observed vs bound);
+  junit.xml       the same for CI systems. `testbed check RUN` re-checks later (pcaps)
+
+exit status: 0 the run completed and every expectation passed; 1 it was interrupted or
+failed, or an expectation did not pass (FAIL, VACUOUS or ERROR); 2 bad input (every
+problem of the topology, scenario or expect: at file:line, before anything is built)
 
 example:
   sudo testbed run topologies/skype-2007.yaml scenarios/skype-2007.yaml
+  sudo testbed run topologies/skype-2007.yaml scenarios/capture-check.yaml
   testbed compare results/RUN1 results/RUN2""")
     p.add_argument("topology", metavar="TOPOLOGY", help="topology YAML file")
     p.add_argument("scenario", metavar="SCENARIO", help="scenario YAML file")
@@ -89,7 +102,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {event.time:8.2f}s  step {event.step}  {event.action:<11} {nodes}")
         if len(events) > 40:
             print(f"  ... {len(events) - 40} more")
+        for capture in prepared.captures:
+            print(f"  capture {capture.name}: {capture.spec.node}:{capture.interface} "
+                  f"{capture.spec.filter!r}  ({capture.where})")
+        if prepared.scenario.expectations:
+            print(f"  {len(prepared.scenario.expectations)} expectations, checked after the "
+                  "run")
         return 0
     session = Run(options, prepared)
     session.execute()
-    return 0 if session.complete else 1
+    return 0 if session.complete and session.expectations_ok else 1

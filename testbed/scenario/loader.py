@@ -4,9 +4,12 @@ Unknown actions and selectors that match nothing are reported before any lab sta
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from testbed.capture.declared import Declared
+from testbed.capture.expectations import Expectation, expectations_in
 from testbed.errors import Problem, ScenarioError
 from testbed.scenario.actions import ACTIONS, ActionError, Event, schedule
 from testbed.scenario.model import ScenarioFile, StepSpec
@@ -23,6 +26,8 @@ class Scenario:
     duration: float | None
     steps: list[StepSpec]
     events: list[Event]
+    captures: list[Declared] = field(default_factory=list)  # `captures:`
+    expectations: list[Expectation] = field(default_factory=list)  # `expect:`
 
 
 def scenario_params(path: str | Path) -> dict[str, str]:
@@ -76,9 +81,38 @@ def load_scenario(path: str | Path, topology: Topology, seed: int | None = None)
     if not steps:
         problems.append(Problem("steps: the timeline is empty", source, raw.line_of("steps"),
                                 "steps"))
+    captures = _captures(spec, raw, topology, source, problems)
+    expectations: list[Expectation] = []
+    if spec.expect is not None:
+        expectations, more = expectations_in(raw, source)
+        problems.extend(more)
     if problems:
         raise ScenarioError(problems)
     chosen = seed if seed is not None else (spec.seed if spec.seed is not None else 1)
     return Scenario(name=spec.name or path.stem, source=source, seed=chosen,
                     duration=spec.duration, steps=steps,
-                    events=schedule(steps, topology, chosen))
+                    events=schedule(steps, topology, chosen), captures=captures,
+                    expectations=expectations)
+
+
+def _captures(spec: ScenarioFile, raw: SourceDict, topology: Topology, source: str,
+              problems: list[Problem]) -> list[Declared]:
+    """`captures:` with where each was written; nodes are checked here, interfaces
+    against the plan (testbed.capture.declared.place)."""
+    raw_list = raw.get("captures")
+    declared = []
+    for i, capture in enumerate(spec.captures or []):
+        line = raw_list.line_of(i) if isinstance(raw_list, SourceList) else None
+        path = f"captures[{i}]"
+        if not capture.node:
+            problems.append(Problem("node: is required (the node to capture on)", source,
+                                    line, path))
+            continue
+        if capture.node not in topology.nodes:
+            close = difflib.get_close_matches(capture.node, list(topology.nodes), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(Problem(f"{capture.node!r} is not a node of the topology"
+                                    f"{hint}", source, line, f"{path}.node"))
+            continue
+        declared.append(Declared(capture, source, line, path))
+    return declared

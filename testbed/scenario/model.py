@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from testbed.capture.tcpdump import CaptureSpec
 from testbed.topology.model import Scalar, doc
 
 
@@ -77,3 +78,9 @@ class ScenarioFile:
         "topology parameters this scenario sets, like --set (the command line wins)")
     duration: float | None = doc("total run time", unit="duration")
     steps: list[StepSpec] | None = doc("the timeline")
+    captures: list[CaptureSpec] | None = doc(
+        "tcpdump captures for the whole run: node, interface (default its uplink), "
+        "filter, snaplen, max_packets/max_seconds/max_megabytes, name")
+    expect: list[Any] | None = doc(
+        "expectations checked after the run over its pcaps and Prometheus data "
+        "(docs/expectations.md)")

@@ -3,14 +3,18 @@
 1. load and check topology and scenario, resolve the schedule (bad input fails here,
    before anything is built);
 2. build the lab, start the testbed exporter and the lab's Prometheus;
-3. play the schedule on the engine, printing progress;
-4. whatever happens (the end, a failure, Ctrl-C, SIGTERM): stop the engine, export the
-   series and outcome metrics, snapshot the TSDB, write the report, remove the lab. A
-   run that did not finish is marked `complete: false` and keeps what it gathered.
+3. start the declared captures (topology `capture:`, scenario `captures:`), then play
+   the schedule on the engine, printing progress;
+4. whatever happens (the end, a failure, Ctrl-C, SIGTERM): stop the engine and the
+   captures (captures/index.json), check the scenario's `expect:` while its Prometheus
+   still answers (verdicts.txt/.json, junit.xml), export the series and outcome metrics,
+   snapshot the TSDB, write the report, remove the lab. A run that did not finish is
+   marked `complete: false` and keeps what it gathered, pcaps included.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import secrets
@@ -26,6 +30,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from testbed.backends.netns import NetnsBackend
+from testbed.capture.declared import CaptureSet, Placed, place, planned_nodes
+from testbed.capture.resolve import precheck
+from testbed.capture.verdict import Verdict
+from testbed.errors import ScenarioError
 from testbed.lab.lifecycle import bring_up, tear_down
 from testbed.lab.runtime import LabRuntime
 from testbed.lab.state import LabState, state_root
@@ -64,6 +72,7 @@ class RunOptions:
     report: bool = True
     progress_every: float = 10.0
     duration: float | None = None  # overrides the scenario's duration:
+    lab_name: str | None = None  # overrides the topology's name: (labs side by side)
 
 
 @dataclass
@@ -73,19 +82,27 @@ class Prepared:
     scenario: Scenario
     run_dir: Path
     duration: float
+    captures: list[Placed] = field(default_factory=list)
 
 
 def prepare(options: RunOptions) -> Prepared:
     """Everything that can fail on bad input, before a lab exists."""
     overrides = {**scenario_params(options.scenario), **options.overrides}
     topology = load_topology(options.topology, overrides)
+    if options.lab_name:
+        topology = dataclasses.replace(topology, name=options.lab_name)
     scenario = load_scenario(options.scenario, topology, options.seed)
     plan = build_plan(topology)
+    captures, problems = place(topology, plan, scenario.captures)
+    problems += precheck(scenario.expectations, planned_nodes(plan),
+                         [(c.name, c.spec.node, c.interface) for c in captures])
+    if problems:
+        raise ScenarioError(problems)
     last = max((e.time for e in scenario.events), default=0.0)
     duration = options.duration or scenario.duration or last + 60.0
     run_id = options.run_id or (dt.datetime.now().strftime("%Y%m%d-%H%M%S-")
                                 + f"{scenario.name}-{secrets.token_hex(2)}")
-    return Prepared(topology, plan, scenario, options.results / run_id, duration)
+    return Prepared(topology, plan, scenario, options.results / run_id, duration, captures)
 
 
 def trigger_of(events: list[Event]) -> Trigger | None:
@@ -131,6 +148,15 @@ class Run:
         self.ended_unix = 0.0
         self.complete = False
         self.error: str | None = None
+        self.captures = CaptureSet(prepared.captures, self.run_dir / "captures")
+        self.verdicts: list[Verdict] | None = None  # None: not checked (yet)
+
+    @property
+    def expectations_ok(self) -> bool:
+        """True when the scenario has no `expect:` or every expectation passed."""
+        if not self.p.scenario.expectations:
+            return True
+        return self.verdicts is not None and all(v.ok for v in self.verdicts)
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -147,6 +173,7 @@ class Run:
         bring_up(self.p.topology, self.p.plan, self.backend, self.state, Progress())
         self.say(f"== lab up in {time.monotonic() - began:.1f}s")
         try:
+            self._start_captures()
             self._monitor()
             self._play()
             self.complete = True
@@ -167,6 +194,13 @@ class Run:
         events = [asdict(e) for e in self.p.scenario.events]
         (self.run_dir / "schedule.json").write_text(json.dumps(events, indent=1))
         self._write_run_json()
+
+    def _start_captures(self) -> None:
+        if not self.captures.placed:
+            return
+        self.captures.start()
+        self.say(f"== capturing on {len(self.captures.running)} interfaces: "
+                 + ", ".join(c.name for c in self.captures.running))
 
     def _monitor(self) -> None:
         self.exporter = TestbedExporter(self.p.plan, interval=max(1.0, self.options.
@@ -239,9 +273,13 @@ class Run:
     def _finish(self) -> None:
         self.ended_unix = time.time()
         try:
-            self._collect()
-        except Exception as exc:  # noqa: BLE001 - the lab must still go away
-            self.say(f"== could not collect every result: {exc}")
+            for what, step in (("stop every capture", self._stop_captures),
+                               ("check the expectations", self._check),
+                               ("collect every result", self._collect)):
+                try:
+                    step()
+                except Exception as exc:  # noqa: BLE001 - the lab must still go away
+                    self.say(f"== could not {what}: {exc}")
         finally:
             if self.prometheus is not None:
                 self.prometheus.stop()
@@ -254,6 +292,29 @@ class Run:
         if self.options.report:
             self._report()
         self.say(f"== results: {self.run_dir}")
+
+    def _stop_captures(self) -> None:
+        for problem in self.captures.stop(relative_to=self.run_dir):
+            self.say(f"== capture problem: {problem}")
+        for entry in self.captures.entries:
+            self.say(f"   capture {entry['name']}: {entry['packets']} packets, "
+                     f"{entry['dropped'] or 0} dropped -> {entry['file']}")
+
+    def _check(self) -> None:
+        """The scenario's expectations, while the run's Prometheus still answers."""
+        if not self.p.scenario.expectations:
+            return
+        from testbed.capture.evaluate import check_run
+        from testbed.capture.verdict import report, write_verdicts
+
+        self._write_run_json()  # run.json (t=0) and lab.json, as `testbed check` reads them
+        url = self.prometheus.forwarder.url if self.prometheus and \
+            self.prometheus.forwarder else None
+        self.verdicts = check_run(self.run_dir, self.p.scenario.expectations, url)
+        write_verdicts(self.run_dir, self.verdicts, f"testbed run {self.run_dir.name}")
+        self.say("== expectations:")
+        for line in report(self.verdicts).splitlines():
+            self.say(f"   {line}")
 
     def _collect(self) -> None:
         if self.prometheus is None or not self.started_unix:

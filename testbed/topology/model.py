@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from testbed.capture.options import CaptureOptions
+
 NatType = Literal["full-cone", "restricted-cone", "port-restricted-cone", "symmetric"]
 NAT_TYPES: tuple[str, ...] = ("full-cone", "restricted-cone", "port-restricted-cone", "symmetric")
 
@@ -56,6 +58,9 @@ class LinkSpec(LinkShape):
     to: str | None = doc("name of the node at the other end (may use {n} in counted nodes)")
     ip: str | None = doc("pin this end's address, CIDR form, e.g. 198.18.5.2/24", unit="ipif")
     peer_ip: str | None = doc("pin the other end's address, CIDR form", unit="ipif")
+    capture: CaptureOptions | None = doc(
+        "capture on this node's end of the link during `testbed run` (tcpdump; pcaps in "
+        "the run's captures/)")
 
 
 @dataclass
@@ -65,6 +70,9 @@ class TopLink(LinkShape):
     between: list[str] | None = doc("the two node names, e.g. [router1, router2]")
     ip: list[str] | None = doc("pin both ends' addresses, in the order of `between`",
                                unit="ipif-list")
+    capture: CaptureOptions | None = doc(
+        "capture on the first end's interface during `testbed run` (the second end's "
+        "when the first is a switch)")
 
 
 @dataclass
@@ -270,6 +278,7 @@ class Link:
     line: int | None = None
     file: str | None = None
     path: str = ""  # where it is declared: nodes.pc.uplink, nodes.pc.links[0] or links[0]
+    capture: CaptureOptions | None = field(default=None, compare=False)  # `capture:` on it
 
     def pin_path(self, end: Literal["a", "b"]) -> str:
         """Key path of the address pinned for end a or b (ip/peer_ip, or ip[0]/ip[1])."""

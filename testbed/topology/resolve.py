@@ -105,8 +105,9 @@ def resolve(*, name: str, description: str, source: str, params: Mapping[str, An
             report("ip: needs two addresses, one per end", None, f"links[{i}].ip", 1)
             continue
         path = f"links[{i}]"
-        links.append(_make_link(ends[0], ends[1], top, False, ips[0], ips[1], source,
-                                topology.line_of(path), path))
+        link = _make_link(ends[0], ends[1], top, False, ips[0], ips[1], source,
+                          topology.line_of(path), path)
+        links.append(dataclasses.replace(link, capture=top.capture) if top.capture else link)
 
     for link in links:
         is_top = link.path.startswith("links[")
@@ -147,8 +148,9 @@ def _locate(problem: Problem, topology: Topology) -> Problem:
 
 def _link(name: str, spec: LinkSpec, uplink: bool, source: str, path: str,
           topology: Topology) -> Link:
-    return _make_link(name, spec.to or "", spec, uplink, spec.ip, spec.peer_ip, source,
+    link = _make_link(name, spec.to or "", spec, uplink, spec.ip, spec.peer_ip, source,
                       topology.line_of(f"{path}.to"), path)
+    return dataclasses.replace(link, capture=spec.capture) if spec.capture else link
 
 
 def _make_link(a: str, b: str, shape: LinkShape, uplink: bool, ip_a: str | None,

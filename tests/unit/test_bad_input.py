@@ -197,7 +197,7 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
      "1 is out of range; allowed: 2 to 100000"),
     ("uplink: core", "nodes.pc.uplink",
      "expected a mapping with keys bandwidth, up, down, loss, delay, jitter, queue, to, ip, "
-     "peer_ip, got str 'core'"),
+     "peer_ip, capture, got str 'core'"),
     ("nat: {type: cone}", "nodes.pc.nat.type",
      "'cone' is not allowed; choose one of: full-cone, restricted-cone, "
      "port-restricted-cone, symmetric"),
