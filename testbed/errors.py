@@ -92,6 +92,11 @@ class StepError(TestbedError):
     """A scenario step could not act on the running lab (logged; the run goes on)."""
 
 
+class StepFailed(TestbedError):
+    """A scenario step that must succeed did not (a playbook's task failed): the run
+    stops, cleans up and keeps its results, marked incomplete."""
+
+
 class CaptureError(TestbedError):
     """A packet capture could not be started, stopped or read (e.g. a truncated pcap)."""
 

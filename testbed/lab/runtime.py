@@ -116,13 +116,25 @@ class LabRuntime:
                        context=f"{name}: links {state}")
 
     def host_down(self, name: str, mode: str = "hard") -> int:
+        self.node(name)
+        self.state.mark_down(name)
         killed = self.kill(name, mode)
         self.links(name, up=False)
         return killed
 
     def host_up(self, name: str) -> int:
         self.links(name, up=True)
-        return self.start(name)
+        started = self.start(name)
+        self.state.clear_down(name)
+        return started
+
+    def reload(self, name: str) -> int:
+        """Re-read the node's processes from the journal: another command (`testbed
+        reboot`, run by a playbook) may have restarted them. Returns how many run."""
+        records = [r for r in self.state.read().processes if r.node == name]
+        with self._lock:
+            self._processes[name] = records
+        return len(self.live_processes(name))
 
     # --- link changes ---------------------------------------------------------------
     def uplink(self, name: str) -> tuple[VethEnd, VethEnd]:

@@ -92,6 +92,24 @@ class LabState:
     def node_dir(self, node: str) -> Path:
         return self.dir / "nodes" / node
 
+    # --- nodes rebooting ------------------------------------------------------------
+    # A node being rebooted has a marker file from the moment its processes start dying
+    # until its services run again, whichever command reboots it (a scenario step, or
+    # `testbed reboot` from a playbook): the run's crash watcher reads it, so a reboot is
+    # never mistaken for a crash.
+    def mark_down(self, node: str) -> None:
+        (self.dir / "down").mkdir(exist_ok=True)
+        (self.dir / "down" / node).touch()
+
+    def clear_down(self, node: str) -> None:
+        (self.dir / "down" / node).unlink(missing_ok=True)
+
+    def down_nodes(self) -> set[str]:
+        try:
+            return {entry.name for entry in (self.dir / "down").iterdir()}
+        except FileNotFoundError:
+            return set()
+
     # --- journal -------------------------------------------------------------------
     def record(self, *entries: dict[str, Any]) -> None:
         with open(self.journal_path, "a", encoding="utf-8") as out:

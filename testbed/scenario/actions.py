@@ -99,6 +99,22 @@ def _simple(name: str, needs_select: bool = True) -> Scheduler:
     return schedule
 
 
+def run_playbook(step: StepSpec, index: int, start: float, topology: Topology,
+                 rng: random.Random) -> tuple[list[Event], float]:
+    """An Ansible playbook against the running lab (its generated inventory); `select:`
+    limits it to the chosen hosts. It holds the timeline until it ends, like wait_until,
+    so that `after:` counts from the end of the rollout."""
+    if not step.playbook:
+        raise ActionError("run_playbook needs playbook: (e.g. patch-tuesday.yml)")
+    params: dict[str, Any] = {"playbook": step.playbook,
+                              "extra_vars": dict(step.extra_vars or {})}
+    if step.select is not None:
+        params["limit"] = list(_targets(step, topology, rng))
+    if step.timeout is not None:
+        params["timeout"] = step.timeout
+    return [Event(start, "run_playbook", (), params, index)], start
+
+
 ACTIONS: dict[str, Scheduler] = {
     "restart_wave": restart_wave,
     "crash": crash,
@@ -110,6 +126,7 @@ ACTIONS: dict[str, Scheduler] = {
     "add_nodes": _simple("add_nodes"),
     "set_policy": _simple("set_policy"),
     "wait_until": _simple("wait_until", needs_select=False),
+    "run_playbook": run_playbook,
     "mark": _simple("mark", needs_select=False),
 }
 

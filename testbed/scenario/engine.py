@@ -1,11 +1,13 @@
 """The scenario engine: plays a schedule of events against a running lab on a monotonic
 clock.
 
-Events are due at their planned time plus the time `wait_until` steps held the timeline
-back. Node actions go to a thread pool at once (a restart wave of hundreds of hosts runs
-concurrently; a slow host never delays the next one), so lateness stays low; timeline
-actions run on the engine's thread. Each executed event is logged with planned, due and
-actual times and its outcome; a failing node action is logged, never fatal.
+Events are due at their planned time plus the time `wait_until` and `run_playbook`
+steps held the timeline back. Node actions go to a thread pool at once (a restart wave of
+hundreds of hosts runs concurrently; a slow host never delays the next one), so lateness
+stays low; timeline actions run on the engine's thread. Each executed event is logged
+with planned, due and actual times and its outcome; a failing node action is logged,
+never fatal. A step that raises StepFailed (a playbook task failed) is logged and stops
+the run.
 """
 
 from __future__ import annotations
@@ -18,8 +20,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from testbed.errors import StepFailed
 from testbed.scenario.actions import Event
-from testbed.scenario.executors import NODE_ACTIONS, TIMELINE_ACTIONS, RunContext
+from testbed.scenario.executors import (
+    HOLDING_ACTIONS,
+    NODE_ACTIONS,
+    TIMELINE_ACTIONS,
+    RunContext,
+)
 
 Clock = Callable[[], float]
 
@@ -55,6 +63,8 @@ class Engine:
         self.current_step = -1
         self._stop = threading.Event()
         self._pending: list[Future[None]] = []
+        context.note = self._note
+        context.cancelled = self._stop.is_set
 
     def elapsed(self) -> float:
         return self.clock() - self.started
@@ -106,15 +116,23 @@ class Engine:
         actual = self.elapsed()
         try:
             outcome = TIMELINE_ACTIONS[event.action](self.context, dict(event.params))
+        except StepFailed as exc:  # logged, then the run stops
+            self.log.write(self._entry(event, due, actual, f"failed: {exc}"))
+            raise
         except Exception as exc:  # noqa: BLE001 - logged; the run goes on
             outcome = f"error: {exc}"
-        if event.action == "wait_until":
+        if event.action in HOLDING_ACTIONS:
             self.held += max(0.0, self.elapsed() - due)
         entry = self._entry(event, due, actual, outcome)
         if event.action == "mark":
             entry["text"] = outcome
         self.log.write(entry)
         self.done += 1
+
+    def _note(self, entry: dict[str, Any]) -> None:
+        """A line of the current step's own (e.g. a playbook task's outcome on a host)."""
+        self.log.write({"step": self.current_step, "actual": round(self.elapsed(), 4),
+                        **entry})
 
     def _node(self, event: Event, node: str) -> None:
         due = event.time + self.held

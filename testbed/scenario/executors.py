@@ -1,15 +1,17 @@
 """What each scheduled event does to the running lab, by action name.
 
 Node actions run once per target node (the engine runs them concurrently); timeline
-actions (`mark`, `wait_until`) run on the engine's own thread, and `wait_until` holds the
-rest of the timeline back until its condition holds or its timeout passes.
+actions (`mark`, `wait_until`, `run_playbook`) run on the engine's own thread, and
+`wait_until` and `run_playbook` hold the rest of the timeline back until their condition
+holds (or times out) or the playbook ends.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from testbed.errors import StepError
@@ -23,11 +25,16 @@ class Queryable(Protocol):
 
 @dataclass
 class RunContext:
-    """What steps act on: the lab, the testbed exporter, and Prometheus (for conditions)."""
+    """What steps act on: the lab, the testbed exporter, and Prometheus (for conditions).
+    The engine fills in `note` (an extra step-log line for the current step) and
+    `cancelled` (true once the run is being stopped)."""
 
     runtime: LabRuntime
     exporter: TestbedExporter
     prometheus: Queryable | None = None
+    work_dir: Path | None = None  # where steps keep their files (the run's directory)
+    note: Callable[[dict[str, Any]], None] = field(default=lambda entry: None)
+    cancelled: Callable[[], bool] = field(default=lambda: False)
 
 
 NodeAction = Callable[[RunContext, str, dict[str, Any]], str]
@@ -119,9 +126,22 @@ def wait_until(ctx: RunContext, params: dict[str, Any],
         sleep(1.0)
 
 
+def run_playbook(ctx: RunContext, params: dict[str, Any]) -> str:
+    from testbed.scenario.playbook_step import run_playbook as run
+
+    base = ctx.work_dir or ctx.runtime.state.dir
+    done = len(list((base / "ansible").glob("*"))) if (base / "ansible").is_dir() else 0
+    work = base / "ansible" / f"{done + 1:02d}-{Path(str(params['playbook'])).stem}"
+    return run(params, ctx.runtime.state.dir, ctx.runtime.state.root, work, ctx.note,
+               ctx.cancelled)
+
+
 NODE_ACTIONS: dict[str, NodeAction] = {
     "host_down": host_down, "host_up": host_up, "kill": kill, "stop": stop, "start": start,
     "set_link": set_link, "reset_link": reset_link, "partition": partition, "heal": heal,
     "add_nodes": add_nodes, "set_policy": set_policy,
 }
-TIMELINE_ACTIONS: dict[str, TimelineAction] = {"mark": mark, "wait_until": wait_until}
+TIMELINE_ACTIONS: dict[str, TimelineAction] = {"mark": mark, "wait_until": wait_until,
+                                               "run_playbook": run_playbook}
+# Timeline actions that hold the rest of the timeline back for as long as they take.
+HOLDING_ACTIONS = frozenset({"wait_until", "run_playbook"})

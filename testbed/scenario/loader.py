@@ -4,6 +4,7 @@ Unknown actions and selectors that match nothing are reported before any lab sta
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,22 @@ from testbed.scenario.model import ScenarioFile, StepSpec
 from testbed.topology.convert import Converter
 from testbed.topology.model import Topology
 from testbed.topology.source import SourceDict, SourceList, YamlSourceError, load_yaml
+
+# The project's playbooks (patch-tuesday.yml, ...), for `playbook:` given by name.
+PLAYBOOKS_DIR = Path(__file__).resolve().parents[2] / "playbooks"
+
+
+def find_playbook(name: str, scenario: Path) -> Path | None:
+    """`playbook:` as written -> an existing file: absolute, else relative to the scenario
+    file, else in the project's playbooks/."""
+    given = Path(name)
+    candidates = [given] if given.is_absolute() else [scenario.parent / given,
+                                                      PLAYBOOKS_DIR / given]
+    return next((c.resolve() for c in candidates if c.is_file()), None)
+
+
+def known_playbooks() -> list[str]:
+    return sorted(p.name for p in PLAYBOOKS_DIR.glob("*.yml") if p.name != "lab.yml")
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,12 @@ def load_scenario(path: str | Path, topology: Topology, seed: int | None = None)
             problems.append(Problem(f"unknown action {step.action!r}; known: "
                                     f"{', '.join(sorted(ACTIONS))}", source, line,
                                     f"steps[{i}].action"))
+        elif step.action == "run_playbook" and step.playbook and \
+                find_playbook(step.playbook, path) is None:
+            problems.append(Problem(f"no playbook {step.playbook!r} next to the scenario or "
+                                    f"in {PLAYBOOKS_DIR} (found there: "
+                                    f"{', '.join(known_playbooks()) or 'none'})", source,
+                                    line, f"steps[{i}].playbook"))
         elif step.at is None and step.after is None and i == 0:
             problems.append(Problem("the first step needs at: (when it starts)", source,
                                     line, f"steps[{i}]"))
@@ -88,6 +111,8 @@ def load_scenario(path: str | Path, topology: Topology, seed: int | None = None)
         problems.extend(more)
     if problems:
         raise ScenarioError(problems)
+    steps = [dataclasses.replace(step, playbook=str(find_playbook(step.playbook, path)))
+             if step.action == "run_playbook" and step.playbook else step for step in steps]
     chosen = seed if seed is not None else (spec.seed if spec.seed is not None else 1)
     return Scenario(name=spec.name or path.stem, source=source, seed=chosen,
                     duration=spec.duration, steps=steps,

@@ -45,7 +45,8 @@ class StepSpec:
     """One step as written in YAML."""
 
     action: str | None = doc("action name: restart_wave, crash, start, stop, set_link, "
-                             "partition, heal, add_nodes, set_policy, wait_until, mark")
+                             "partition, heal, add_nodes, set_policy, wait_until, "
+                             "run_playbook, mark")
     at: float | None = doc("start, seconds from the run's start", unit="duration")
     after: float | None = doc("start, this long after the previous step's end",
                               unit="duration")
@@ -63,7 +64,12 @@ class StepSpec:
                                  unit="duration")
     policy: str | None = doc("set_policy: retry policy name")
     query: str | None = doc("wait_until: a PromQL condition")
-    timeout: float | None = doc("wait_until: give up after this long", unit="duration")
+    timeout: float | None = doc("wait_until: give up after this long; run_playbook: fail "
+                                "the step after this long", unit="duration")
+    playbook: str | None = doc("run_playbook: the playbook, relative to the scenario file or "
+                               "to the project's playbooks/ (e.g. patch-tuesday.yml)")
+    extra_vars: dict[str, Any] | None = doc("run_playbook: variables for the playbook, like "
+                                            "ansible-playbook -e (e.g. {serial_batch: 2})")
     text: str | None = doc("mark: the annotation")
 
 

@@ -217,7 +217,7 @@ class Run:
     def _play(self) -> None:
         assert self.exporter is not None
         runtime = LabRuntime(self.p.plan, self.state, self.backend)
-        context = RunContext(runtime, self.exporter, self.prometheus)
+        context = RunContext(runtime, self.exporter, self.prometheus, work_dir=self.run_dir)
         self.engine = Engine(self.p.scenario.events, context, StepLog(self.run_dir /
                                                                       "steps.jsonl"))
         self.started_unix = time.time()
@@ -236,11 +236,23 @@ class Run:
         """Progress lines, and services that died on their own (recorded, not fatal)."""
         assert self.engine is not None and self.exporter is not None
         reported: set[str] = set()
+        rebooting: set[str] = set()  # rebooted by another command (a playbook's reboot)
         next_line = 0.0
         while not self.engine.wait_stopped(2.0):
+            down = self.state.down_nodes()
+            for node in sorted(down - rebooting):
+                if node in self.p.plan.nodes and self.exporter.is_up(node):
+                    rebooting.add(node)
+                    self.exporter.node_down(node)
+            for node in sorted(rebooting - down):
+                rebooting.discard(node)
+                runtime.reload(node)
+                self.exporter.node_up(node)
             for node in self.peers:
+                if node in down:
+                    continue
                 if self.exporter.is_up(node) and node not in reported \
-                        and not runtime.live_processes(node):
+                        and not runtime.live_processes(node) and not runtime.reload(node):
                     reported.add(node)
                     self.exporter.crashed(node)
                     self.engine.log.write({"action": "crashed", "node": node,

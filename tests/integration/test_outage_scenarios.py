@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import socket
-import subprocess
-import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import REPO, run_cli
+from tests.integration.tsdb import query_range, reopened_tsdb
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -115,45 +109,12 @@ def test_the_run_writes_its_report_and_compare_puts_runs_side_by_side(
     assert len(_pngs_of(comparison)) == 4
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def reopened(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[str]:
     """The 2007 run's TSDB snapshot in a fresh Prometheus on loopback."""
-    data = tmp_path_factory.mktemp("tsdb") / "data"
-    shutil.copytree(runs["skype-2007"] / "tsdb", data)
-    config = data.parent / "prometheus.yml"
-    config.write_text("global: {}\nscrape_configs: []\n")
-    port = _free_port()
-    proc = subprocess.Popen(["prometheus", f"--config.file={config}",
-                             f"--storage.tsdb.path={data}",
-                             f"--web.listen-address=127.0.0.1:{port}",
-                             "--storage.tsdb.retention.time=100y", "--log.level=warn"])
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{url}/-/ready", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.3)
+    with reopened_tsdb(runs["skype-2007"], tmp_path_factory.mktemp("tsdb")) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def _range(url: str, query: str, start: float, end: float) -> list[dict[str, Any]]:
-    params = urllib.parse.urlencode({"query": query, "start": start, "end": end,
-                                     "step": 1})
-    with urllib.request.urlopen(f"{url}/api/v1/query_range?{params}", timeout=30) as reply:
-        return json.load(reply)["data"]["result"]  # type: ignore[no-any-return]
 
 
 def test_rebooted_hosts_lost_processes_and_links_while_down(
@@ -168,17 +129,17 @@ def test_rebooted_hosts_lost_processes_and_links_while_down(
     down, up = t0 + downs[node] + 2, t0 + ups[node] - 1
     assert up - down > 10
     # Prometheus could not scrape the peer: its process was gone
-    scrapes = _range(reopened, f'up{{node="{node}"}}', down, up)
+    scrapes = query_range(reopened, f'up{{node="{node}"}}', down, up)
     assert scrapes and all(v == "0" for _, v in scrapes[0]["values"])
     # the kernel saw no packet leave its uplink while its links were down ...
-    sent = _range(reopened, f'testbed_link_tx_packets_total{{node="{node}"}}', down, up)
+    sent = query_range(reopened, f'testbed_link_tx_packets_total{{node="{node}"}}', down, up)
     values = {int(v) for series in sent for _, v in series["values"]}
     assert len(values) == 1, values
     # ... and the testbed exporter recorded it down, then up again with a restart
-    state = _range(reopened, f'testbed_node_up{{node="{node}"}}', down, up)
+    state = query_range(reopened, f'testbed_node_up{{node="{node}"}}', down, up)
     assert all(v == "0" for _, v in state[0]["values"])
-    restarts = _range(reopened, f'testbed_node_restarts_total{{node="{node}"}}', up + 5,
+    restarts = query_range(reopened, f'testbed_node_restarts_total{{node="{node}"}}', up + 5,
                       up + 6)
     assert restarts and restarts[0]["values"][-1][1] == "1"
-    after = _range(reopened, f'up{{node="{node}"}}', up + 5, up + 15)
+    after = query_range(reopened, f'up{{node="{node}"}}', up + 5, up + 15)
     assert any(v == "1" for _, v in after[0]["values"])

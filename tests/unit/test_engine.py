@@ -133,7 +133,7 @@ nodes:
     for action in ACTIONS:
         step = StepSpec(action=action, at=0.0, select=Selector(kind="host"), duration=1.0,
                         link={"bandwidth": "1Mbit"}, policy="fixed", query="1",
-                        text="x")
+                        text="x", playbook="patch-tuesday.yml")
         made |= {e.action for e in schedule([step], topology, 1)}
     assert made <= set(NODE_ACTIONS) | set(TIMELINE_ACTIONS)
 
