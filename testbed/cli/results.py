@@ -21,10 +21,13 @@ def add_parser(sub: Any) -> None:
     serve = actions.add_parser(
         "serve", help="reopen a run's Prometheus data on http://127.0.0.1:PORT",
         description="Start Debian's prometheus on the run's TSDB snapshot (a copy, so the "
-                    "run stays as recorded), on loopback only. Ctrl-C stops it. The run's "
-                    "time range is printed: use it in the graph view.")
+                    "run stays as recorded), on loopback (or $TESTBED_UI_ADDRESS, as in the "
+                    "lab VM). Ctrl-C stops it. The run's time range is printed: use it in "
+                    "the graph view.")
     serve.add_argument("run_dir", metavar="RUN", help="a run directory, e.g. results/ID")
     serve.add_argument("--port", type=int, default=9090, help="loopback port (default 9090)")
+    serve.add_argument("--address", default=None,
+                       help="listen address (default $TESTBED_UI_ADDRESS or 127.0.0.1)")
     p.set_defaults(run=run, parser=p)
 
 
@@ -42,17 +45,21 @@ def run(args: argparse.Namespace) -> int:
         raise TestbedError("prometheus is not installed; run the set-up (scripts/setup.sh)")
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() \
         else {}
+    from testbed.metrics.forward import default_ui_address
+
+    address = args.address or default_ui_address()
     with tempfile.TemporaryDirectory(prefix="testbed-tsdb-") as work:
         data = Path(work) / "data"
         shutil.copytree(tsdb, data)
         config = Path(work) / "prometheus.yml"
         config.write_text("global: {}\nscrape_configs: []\n")
-        print(f"serving {run_dir} on http://127.0.0.1:{args.port} (run started "
+        shown = "127.0.0.1" if address == "0.0.0.0" else address
+        print(f"serving {run_dir} on http://{shown}:{args.port} (run started "
               f"{info.get('started', '?')}, lasted {info.get('duration_s', '?')}s); Ctrl-C "
               "stops", flush=True)
         proc = subprocess.Popen([binary, f"--config.file={config}",
                                  f"--storage.tsdb.path={data}",
-                                 f"--web.listen-address=127.0.0.1:{args.port}",
+                                 f"--web.listen-address={address}:{args.port}",
                                  "--storage.tsdb.retention.time=100y", "--log.level=warn"])
         try:
             return proc.wait()

@@ -59,6 +59,9 @@ example:
     p.add_argument("--ui-port", type=int, default=9090, metavar="PORT",
                    help="loopback port for Prometheus's web UI during the run (default 9090, "
                         "or the next free one)")
+    p.add_argument("--ui-address", default=None, metavar="ADDRESS",
+                   help="address the UI listens on (default $TESTBED_UI_ADDRESS or "
+                        "127.0.0.1; the lab VM sets 0.0.0.0 so Vagrant can forward it)")
     p.add_argument("--duration", type=duration_arg, metavar="DURATION",
                    help="run this long instead of the scenario's duration: seconds, or "
                         "with a unit (200s, 5m)")
@@ -78,6 +81,7 @@ def duration_arg(text: str) -> float:
 
 def options_from(args: argparse.Namespace) -> Any:
     from testbed.cli.common import parse_overrides
+    from testbed.metrics.forward import default_ui_address
     from testbed.scenario.session import RunOptions
 
     overrides = parse_overrides(args.overrides)
@@ -85,6 +89,7 @@ def options_from(args: argparse.Namespace) -> Any:
                       overrides=overrides, results=Path(args.results), run_id=args.run_id,
                       seed=args.seed, scrape_interval=args.scrape_interval,
                       ui_port=args.ui_port, state_dir=args.state_dir,
+                      ui_address=getattr(args, "ui_address", None) or default_ui_address(),
                       report=not args.no_report, duration=args.duration)
 
 

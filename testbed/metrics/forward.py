@@ -5,24 +5,39 @@ A TCP forwarder in the testbed's own process: it listens on 127.0.0.1 in the mac
 namespace and opens each upstream connection from a socket created inside the management
 namespace (a socket keeps the namespace it was created in). No route, bridge or NAT joins
 the namespaces, so nothing of the emulated network can reach the machine's interfaces.
+
+Where the UI must be reachable from outside the machine's loopback (the lab VM, whose
+port 9090 Vagrant forwards to the laptop's loopback), TESTBED_UI_ADDRESS (or `testbed run
+--ui-address`) names the address to listen on instead; playbooks/lab.yml sets it to
+0.0.0.0 in the VM only. The forwarder still only carries connections to Prometheus.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
+from collections.abc import Mapping
 
 from testbed.errors import LabError
 from testbed.process import namespaces
 
+LOOPBACK = "127.0.0.1"
+
+
+def default_ui_address(environ: Mapping[str, str] = os.environ) -> str:
+    """Where Prometheus's UI listens: TESTBED_UI_ADDRESS, else the machine's loopback."""
+    return environ.get("TESTBED_UI_ADDRESS", "").strip() or LOOPBACK
+
 
 class LoopbackForwarder:
     def __init__(self, namespace: str, target: tuple[str, int], port: int = 9090,
-                 tries: int = 50) -> None:
+                 tries: int = 50, address: str = LOOPBACK) -> None:
         self.namespace = namespace
         self.target = target
-        self.listener = _listen(port, tries)
+        self.address = address
+        self.listener = _listen(address, port, tries)
         self.port = self.listener.getsockname()[1]
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._accept, name="prometheus-forward",
@@ -31,7 +46,8 @@ class LoopbackForwarder:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        host = LOOPBACK if self.address in ("0.0.0.0", "") else self.address
+        return f"http://{host}:{self.port}"
 
     def close(self) -> None:
         self._closed.set()
@@ -64,19 +80,24 @@ class LoopbackForwarder:
         back.join(timeout=60)
 
 
-def _listen(port: int, tries: int) -> socket.socket:
-    """127.0.0.1:port, or the next free port (two runs side by side)."""
+def _listen(address: str, port: int, tries: int) -> socket.socket:
+    """address:port, or the next free port (two runs side by side)."""
     for candidate in range(port, port + tries):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", candidate))
+            sock.bind((address, candidate))
+        except socket.gaierror:
+            sock.close()
+            raise LabError(f"Prometheus UI address {address!r} (TESTBED_UI_ADDRESS or "
+                           "--ui-address) is not an IPv4 address of this machine") from None
         except OSError:
             sock.close()
             continue
         sock.listen(32)
         return sock
-    raise LabError(f"no free loopback port in {port}..{port + tries - 1} for Prometheus's UI")
+    raise LabError(f"no free port on {address} in {port}..{port + tries - 1} for "
+                   "Prometheus's UI")
 
 
 def _pump(source: socket.socket, sink: socket.socket) -> None:

@@ -68,7 +68,8 @@ def _duration(seconds: float) -> str:
 
 class PrometheusServer:
     def __init__(self, plan: NetworkPlan, state: LabState, workdir: Path,
-                 supervisor: Supervisor, interval: float = 1.0, ui_port: int = 9090) -> None:
+                 supervisor: Supervisor, interval: float = 1.0, ui_port: int = 9090,
+                 ui_address: str = "127.0.0.1") -> None:
         self.plan = plan
         self.state = state
         # absolute: Prometheus runs with the work dir as its cwd, so a relative path
@@ -78,6 +79,7 @@ class PrometheusServer:
         self.supervisor = supervisor
         self.interval = interval
         self.ui_port = ui_port
+        self.ui_address = ui_address
         self.hub = plan.mgmt_bridge_address.split("/")[0]
         self.forwarder: LoopbackForwarder | None = None
         self.record: Any = None
@@ -104,7 +106,8 @@ class PrometheusServer:
             env={}, cwd=self.workdir, log=self.workdir / "prometheus.log")
         self.state.record({"op": "process", **self.record.__dict__})
         self.forwarder = LoopbackForwarder(self.plan.mgmt_namespace,
-                                           (self.hub, PROMETHEUS_PORT), self.ui_port)
+                                           (self.hub, PROMETHEUS_PORT), self.ui_port,
+                                           address=self.ui_address)
         deadline = time.monotonic() + timeout
         while not self._ready():
             if not is_alive(self.record):

@@ -68,6 +68,7 @@ class RunOptions:
     seed: int | None = None
     scrape_interval: float = 1.0
     ui_port: int = 9090
+    ui_address: str = "127.0.0.1"  # where the UI forwarder listens (TESTBED_UI_ADDRESS)
     state_dir: str | None = None
     report: bool = True
     progress_every: float = 10.0
@@ -208,7 +209,8 @@ class Run:
         target = self.exporter.start()
         self.prometheus = PrometheusServer(self.p.plan, self.state, self.run_dir / "prometheus",
                                            self.backend.supervisor,
-                                           self.options.scrape_interval, self.options.ui_port)
+                                           self.options.scrape_interval, self.options.ui_port,
+                                           self.options.ui_address)
         url = self.prometheus.start(self.overlay.metrics_port, target)
         self.say(f"== Prometheus: {url}  (scrapes {len(self.peers) + 1} peers every "
                  f"{self.options.scrape_interval:g}s; open it in a browser during the run)")
