@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import signal
 import sys
 import tempfile
@@ -38,13 +40,15 @@ from testbed.lab.lifecycle import bring_up, tear_down  # noqa: E402
 from testbed.lab.state import LabState, ProcessRecord  # noqa: E402
 from testbed.plan.build import build_plan  # noqa: E402
 from testbed.plan.model import NetworkPlan  # noqa: E402
-from testbed.process import namespaces  # noqa: E402
+from testbed.process import ksm, namespaces  # noqa: E402
 from testbed.process.supervisor import is_alive, stop  # noqa: E402
 from testbed.progress import Progress  # noqa: E402
 from testbed.topology.loader import load_topology_text  # noqa: E402
 
 TARGET_MB_PER_1000 = 3000.0  # the issue: 1000 idle logged-in peers in 3 GB of PSS
 SETTLE_S = 12.0  # idle time after the last login: a few keep-alives (5 s each)
+KSM_DIR = Path("/sys/kernel/mm/ksm")
+KSM_PASSES = 3  # a page merges on ksmd's second look at it; one more pass for the late ones
 
 
 def lab_yaml(peers: int, name: str) -> str:
@@ -105,6 +109,50 @@ def top_mappings(pid: int, count: int = 12) -> list[tuple[int, int, str]]:
         elif head[0] == "Private_Dirty:" and int(head[1]):
             rows.append((int(head[1]), rss, current))
     return sorted(rows, reverse=True)[:count]
+
+
+def _ksm(name: str) -> int:
+    try:
+        return int((KSM_DIR / name).read_text())
+    except (OSError, ValueError):
+        return -1
+
+
+def merging_mb(pids: Iterable[int]) -> float:
+    """MB of these processes' pages that KSM currently merges (each counted once per
+    process that maps it)."""
+    pages = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError):
+            pages += int(Path(f"/proc/{pid}/ksm_merging_pages").read_text())
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def ksmd_cpu_ticks() -> int:
+    """utime + stime of the ksmd kernel thread (0 if there is none)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "ksmd":
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                return int(fields[11]) + int(fields[12])
+        except OSError:
+            continue
+    return 0
+
+
+def settle_ksm(timeout: float) -> str:
+    """If ksmd runs (the launcher starts it, testbed/process/ksm.py), stay idle until it
+    has made KSM_PASSES more full passes over the peers' memory, so the figures are those
+    of peers idle for a while rather than of peers a few seconds old."""
+    if _ksm("run") != 1:
+        return "KSM off: nothing merged"
+    first, began = _ksm("full_scans"), time.monotonic()
+    while _ksm("full_scans") < first + KSM_PASSES and time.monotonic() - began < timeout:
+        time.sleep(2)
+    passes = _ksm("full_scans") - first
+    return (f"KSM on: idled {time.monotonic() - began:.0f}s for {passes} full ksmd passes; "
+            f"{_ksm('pages_sharing') * 4 // 1024} MB of pages now share "
+            f"{_ksm('pages_shared') * 4 // 1024} MB")
 
 
 async def _scrape(address: str, port: int) -> bool:
@@ -201,13 +249,29 @@ def run(args: argparse.Namespace, root: Path) -> None:
         login = [r.pid for n, r in peers.items() if plan.nodes[n].kind == "login"]
         sns = [peers[n].pid for n in nodes if n.startswith("sn")]
         clients = [n for n in nodes if not n.startswith("sn")]
+        groups = {"launcher": launcher, "login server": login, "supernodes": sns,
+                  "clients": [peers[n].pid for n in clients]}
         took = wait_logged_in(plan, nodes, args.timeout)
-        print(f"  all {len(nodes)} peers logged in {took:.0f}s after the build; idle for "
-              f"{SETTLE_S:.0f}s", file=sys.stderr, flush=True)
+        print(f"  all {len(nodes)} peers logged in {took:.0f}s after the build; idle until "
+              f"ksmd has merged, then {SETTLE_S:.0f}s", file=sys.stderr, flush=True)
+        if args.no_ksm:
+            merged = f"KSM off for this lab ({ksm.OFF_ENV}=off): nothing of it merged"
+        else:
+            early = sum(pss_mb(pids) for pids in groups.values()) / len(nodes)
+            print(f"just logged in, before ksmd's passes: {early:.2f} MB PSS per peer "
+                  f"({merging_mb(pid for pids in groups.values() for pid in pids):.0f} MB "
+                  f"merged so far)")
+            merged = settle_ksm(args.ksm_timeout)
+        ticks = ksmd_cpu_ticks()
         time.sleep(SETTLE_S)
+        ksmd = (ksmd_cpu_ticks() - ticks) / os.sysconf("SC_CLK_TCK") / SETTLE_S
+        print(f"{merged}; ksmd CPU while idle: {100 * ksmd:.0f}% of one core")
         ours = report(f"pre-forked ({len(nodes)} peers + login server, from one launcher):",
-                      {"launcher": launcher, "login server": login, "supernodes": sns,
-                       "clients": [peers[n].pid for n in clients]})
+                      groups)
+        if not args.no_ksm:
+            merging = merging_mb(pid for pids in groups.values() for pid in pids)
+            print(f"  of their pages, {merging:.0f} MB are merged by KSM "
+                  f"({merging / len(nodes):.2f} MB per peer; /proc/PID/ksm_merging_pages)")
         per_peer = ours / len(nodes)
         scaled = per_peer * 1000
         print(f"  per peer (all of it / {len(nodes)} peers): {per_peer:.2f} MB -> 1000 peers "
@@ -244,11 +308,18 @@ def main() -> int:
                         help="clients restarted the stock way (default 50)")
     parser.add_argument("--timeout", type=float, default=900,
                         help="seconds to wait for the logins")
+    parser.add_argument("--ksm-timeout", type=float, default=300,
+                        help="longest idle wait for ksmd's passes after the logins")
+    parser.add_argument("--no-ksm", action="store_true",
+                        help=f"the baseline: the launcher neither marks its memory for KSM "
+                             f"nor starts ksmd ({ksm.OFF_ENV}=off)")
     parser.add_argument("--detail", action="store_true",
                         help="also list a client's largest private-dirty mappings")
     args = parser.parse_args()
     if args.peers < 10:
         parser.error("--peers must be at least 10")
+    if args.no_ksm:
+        os.environ[ksm.OFF_ENV] = "off"  # the launcher inherits our environment
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM tears down too
     with tempfile.TemporaryDirectory() as tmp:
         run(args, Path(tmp))

@@ -15,6 +15,12 @@ is what lets 1000 peers fit in a few GB. What keeps the sharing intact:
   reads a request from a pipe, forks and writes the pid back; the kernel reaps exited
   peers (SIGCHLD ignored), so no Python code runs when one exits.
 
+What CPython still writes in every peer (reference counts of whatever it touches) is
+mostly the same in all of them, or undone: KSM (testbed/process/ksm.py) has the kernel
+merge those identical copies again, which takes a peer from ~5.3 MB to ~1.6 MB of PSS
+(benchmarks/bench_memory.py, 300 peers). If the launcher turned ksmd on, it turns it off
+again when it exits, unless another lab's launcher still relies on it (see ksm.py).
+
 Protocol on its Unix socket: one JSON request per connection,
 {"namespace", "config", "log", "cwd"} -> {"pid", "start_time"} or {"error"}.
 """
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -34,7 +41,7 @@ import traceback
 from pathlib import Path
 
 from testbed.errors import ProcessError
-from testbed.process import namespaces
+from testbed.process import ksm, namespaces
 from testbed.process.supervisor import start_time
 
 FIELDS = ("namespace", "config", "log", "cwd")
@@ -56,7 +63,9 @@ def _child(request: bytes) -> None:
         os.dup2(log, 2)
         os.close(null)
         os.close(log)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the launcher's are _leave
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         from testbed.peer.runner import main  # already imported by _prewarm
 
@@ -87,8 +96,11 @@ def _fork_loop(requests: int, replies: int) -> None:
     """The forker: the least code possible between two forks. Never returns."""
     while True:
         request = os.read(requests, PIPE_BUF)
-        if not request:
-            os._exit(0)  # the helper is gone: so is the lab's launcher
+        if not request:  # the helper is gone: so is the lab's launcher
+            signal.pthread_sigmask(signal.SIG_BLOCK, _LEAVING)  # _leave: not on top of this
+            with contextlib.suppress(Exception):
+                print(ksm.stop_ksmd(), flush=True)
+            os._exit(0)
         try:
             pid = os.fork()
         except OSError:
@@ -141,8 +153,43 @@ def _fork_for(line: str, requests: int, replies: int) -> dict[str, object]:
     return {"pid": pid, "start_time": start_time(pid) or 0}
 
 
+def _leave(forker: int, signum: int, frame: object) -> None:
+    """SIGTERM (`testbed down`), SIGINT or SIGHUP: undo what this launcher changed on
+    the host (ksmd's settings, if it started it), then exit as the signal would have.
+    In the helper, or in a peer not yet past its own signal set-up, it just exits."""
+    for sig in _LEAVING:
+        signal.signal(sig, signal.SIG_IGN)  # once is enough
+    with contextlib.suppress(Exception):
+        if os.getpid() == forker:
+            print(ksm.stop_ksmd(), flush=True)
+    os._exit(128 + signum)
+
+
+_LEAVING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def _use_ksm() -> None:
+    if ksm.disabled():
+        print(f"KSM: off ({ksm.OFF_ENV}={os.environ[ksm.OFF_ENV]}): nothing marked, "
+              f"ksmd left as it is", flush=True)
+        return
+    # no signal between recording this process as a ksmd user and the handler that
+    # undoes it: a SIGTERM in between would leave ksmd on for good
+    signal.pthread_sigmask(signal.SIG_BLOCK, _LEAVING)
+    try:
+        leave = functools.partial(_leave, os.getpid())  # the pid ksm.start_ksmd() records
+        for sig in _LEAVING:
+            signal.signal(sig, leave)
+        print(ksm.start_ksmd(), flush=True)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _LEAVING)
+    marked = ksm.mark_mergeable()  # inherited by every fork below: helper and peers
+    print(f"KSM: {marked >> 20} MB of the launcher's memory marked mergeable", flush=True)
+
+
 def serve(path: Path) -> None:
     _prewarm()
+    _use_ksm()
     requests_r, requests_w = os.pipe()  # helper -> forker
     replies_r, replies_w = os.pipe()  # forker -> helper
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps exited peers
