@@ -29,6 +29,12 @@ class Progress:
         self.done += count
         self._draw()
 
+    def note(self, text: str) -> None:
+        """A line the user should read (a warning), shown even when bars are off."""
+        prefix = "\r\033[K" if self.tty else ""
+        self.stream.write(f"{prefix}  note: {text}\n")
+        self.stream.flush()
+
     def close(self) -> None:
         self._finish_stage()
         self.label = ""

@@ -9,6 +9,7 @@ from pathlib import Path
 from testbed.backends.base import Backend
 from testbed.inventory import write_inventory
 from testbed.lab import interrupts
+from testbed.lab.host_limits import neighbour_table_note
 from testbed.lab.state import LabState
 from testbed.plan.model import NetworkPlan
 from testbed.progress import Progress
@@ -27,6 +28,9 @@ def bring_up(topology: Topology, plan: NetworkPlan, backend: Backend, state: Lab
             if not state.exists():
                 shutil.rmtree(state.dir, ignore_errors=True)
             raise
+        note = neighbour_table_note(len(plan.namespaces()))
+        if note:
+            progress.note(note)
         state.create()
         try:
             _write_inputs(topology, plan, state)
