@@ -20,7 +20,7 @@ import socket
 import threading
 from collections.abc import Mapping
 
-from testbed.errors import LabError
+from testbed.errors import BackendError, LabError
 from testbed.process import namespaces
 
 LOOPBACK = "127.0.0.1"
@@ -64,8 +64,12 @@ class LoopbackForwarder:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
-        with namespaces.inside(self.namespace):
-            upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            with namespaces.inside(self.namespace):
+                upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        except (BackendError, OSError):  # the lab is going (or gone): just hang up
+            client.close()
+            return
         try:
             upstream.settimeout(5)
             upstream.connect(self.target)
