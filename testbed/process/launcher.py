@@ -17,8 +17,8 @@ is what lets 1000 peers fit in a few GB. What keeps the sharing intact:
 
 What CPython still writes in every peer (reference counts of whatever it touches) is
 mostly the same in all of them, or undone: KSM (testbed/process/ksm.py) has the kernel
-merge those identical copies again, which takes a peer from ~5.3 MB to ~1.6 MB of PSS
-(benchmarks/bench_memory.py, 300 peers). If the launcher turned ksmd on, it turns it off
+merge those identical copies again, which takes a peer from ~5.3 MB to ~1.4 MB of PSS
+(benchmarks/bench_memory.py, 1000 peers). If the launcher turned ksmd on, it turns it off
 again when it exits, unless another lab's launcher still relies on it (see ksm.py).
 
 Protocol on its Unix socket: one JSON request per connection,
