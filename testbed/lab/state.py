@@ -104,6 +104,9 @@ class LabState:
     def clear_down(self, node: str) -> None:
         (self.dir / "down" / node).unlink(missing_ok=True)
 
+    def is_down(self, node: str) -> bool:
+        return (self.dir / "down" / node).exists()
+
     def down_nodes(self) -> set[str]:
         try:
             return {entry.name for entry in (self.dir / "down").iterdir()}

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from testbed.backends.netns import NetnsBackend
 from testbed.capture.declared import CaptureSet, Placed, place, planned_nodes
@@ -122,6 +122,29 @@ def trigger_from_log(path: Path) -> Trigger | None:
         if entry.get("action") in ("host_down", "kill") and "actual" in entry:
             downs.append(float(entry["actual"]))
     return Trigger(round(min(downs), 3), round(max(downs), 3)) if downs else None
+
+
+class _Processes(Protocol):
+    def live_processes(self, name: str) -> list[Any]: ...
+    def reload(self, name: str) -> int: ...
+
+
+class _DownMarkers(Protocol):
+    def is_down(self, node: str) -> bool: ...
+
+
+def died_on_its_own(node: str, runtime: _Processes, state: _DownMarkers) -> bool:
+    """True when none of the node's services runs and no reboot explains it.
+
+    A reboot by another command (a playbook's `testbed reboot`) marks the node down
+    before it kills anything and clears the mark only after the new services are
+    journaled. So: dead in the journal, then no mark, then still dead in the journal
+    is a crash; a mark, or new processes on the second look, is a reboot."""
+    if runtime.live_processes(node) or runtime.reload(node):
+        return False
+    if state.is_down(node):
+        return False
+    return not runtime.reload(node)
 
 
 def overlay_peers(plan: NetworkPlan) -> list[str]:
@@ -246,15 +269,17 @@ class Run:
                 if node in self.p.plan.nodes and self.exporter.is_up(node):
                     rebooting.add(node)
                     self.exporter.node_down(node)
+                    self._observed("host_down", node)
             for node in sorted(rebooting - down):
                 rebooting.discard(node)
                 runtime.reload(node)
                 self.exporter.node_up(node)
+                self._observed("host_up", node)
             for node in self.peers:
                 if node in down:
                     continue
                 if self.exporter.is_up(node) and node not in reported \
-                        and not runtime.live_processes(node) and not runtime.reload(node):
+                        and died_on_its_own(node, runtime, self.state):
                     reported.add(node)
                     self.exporter.crashed(node)
                     self.engine.log.write({"action": "crashed", "node": node,
@@ -265,6 +290,15 @@ class Run:
             if self.engine.elapsed() >= next_line:
                 next_line = self.engine.elapsed() + self.options.progress_every
                 self.say(self._progress_line())
+
+    def _observed(self, action: str, node: str) -> None:
+        """A reboot another command did (a playbook's `testbed reboot`), as the watcher
+        saw it (to within its 2 s poll): in the step log, so the report's trigger and
+        the outcome metrics count it like a restart wave's."""
+        assert self.engine is not None
+        self.engine.log.write({"action": action, "node": node, "observed": True,
+                               "actual": round(self.engine.elapsed(), 3),
+                               "outcome": "rebooted by another command (e.g. a playbook)"})
 
     def _progress_line(self) -> str:
         assert self.engine is not None

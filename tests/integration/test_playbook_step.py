@@ -84,9 +84,14 @@ def test_the_playbook_reboots_the_windows_pcs_in_batches(patched: Path,
     assert "failed=0" in step["outcome"], step
     # reboots done by the playbook are restarts, never "crashed"
     assert not [s for s in steps if s.get("action") == "crashed"], steps
+    observed = [s for s in steps if s.get("observed")]
+    assert sorted(s["node"] for s in observed if s["action"] == "host_down") == WINDOWS
+    assert sorted(s["node"] for s in observed if s["action"] == "host_up") == WINDOWS
 
     info = json.loads((patched / "run.json").read_text())
     t0 = info["started_unix"]
+    first_down = min(s["actual"] for s in observed if s["action"] == "host_down")
+    assert info["trigger"]["start"] == first_down  # the report shades the rollout
     began = t0 + step["actual"]  # while the playbook ran (peers start up before it)
     ended = t0 + next(s["actual"] for s in steps if s.get("action") == "mark")
     with reopened_tsdb(patched, tmp_path) as url:

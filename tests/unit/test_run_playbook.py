@@ -188,3 +188,42 @@ def test_a_lab_without_inventory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StepFailed, match="the lab has no inventory"):
         run_playbook({"playbook": "p.yml"}, tmp_path, tmp_path, tmp_path / "w",
                      lambda e: None, lambda: False)
+
+
+class Journal:
+    """A node's processes as the watcher sees them: alive in its cache, and in the
+    journal on each reload (a list of answers, one per look)."""
+
+    def __init__(self, cached: bool, reloads: list[int]) -> None:
+        self.cached = cached
+        self.reloads = reloads
+
+    def live_processes(self, name: str) -> list[int]:
+        return [1] if self.cached else []
+
+    def reload(self, name: str) -> int:
+        return self.reloads.pop(0)
+
+
+class Markers:
+    def __init__(self, down: bool) -> None:
+        self.down = down
+
+    def is_down(self, node: str) -> bool:
+        return self.down
+
+
+@pytest.mark.parametrize(("cached", "reloads", "marked", "crashed"), [
+    (True, [], False, False),  # running
+    (False, [1], False, False),  # restarted by another command: new pids in the journal
+    (False, [0], True, False),  # rebooting right now (marked before anything was killed)
+    (False, [0, 1], False, False),  # the reboot ended between the two looks
+    (False, [0, 0], False, True),  # dead, and no reboot explains it
+])
+def test_a_reboot_by_a_playbook_is_never_taken_for_a_crash(
+        cached: bool, reloads: list[int], marked: bool, crashed: bool) -> None:
+    from testbed.scenario.session import died_on_its_own
+
+    journal = Journal(cached, list(reloads))
+    assert died_on_its_own("home001", journal, Markers(marked)) is crashed
+    assert journal.reloads == []  # looked exactly as often as described
