@@ -237,8 +237,16 @@ class Client:
         proxy_host, _, proxy_port = self.proxy.rpartition(":")
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(proxy_host, int(proxy_port)), timeout)
-        writer.write(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        # A CONNECT given up on must be closed: left open, it holds one of the proxy's
+        # connection slots (tinyproxy's MaxClients) until the proxy's own timeout, and a
+        # client retrying every second fills the proxy for good.
+        try:
+            writer.write(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n"
+                         .encode())
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        except BaseException:
+            writer.close()
+            raise
         if b" 200 " not in head.split(b"\r\n", 1)[0] + b" ":
             writer.close()
             raise ConnectionError(f"proxy refused: {head[:40]!r}")

@@ -90,3 +90,36 @@ def test_full_supernode_answers_busy_and_clients_go_elsewhere(tmp_path: Path) ->
             listener.close()
 
     asyncio.run(main())
+
+
+def test_a_connect_the_proxy_never_answers_is_closed_not_left_open(tmp_path: Path) -> None:
+    """A client that gives up on a CONNECT hangs up: a proxy that is slow to reach a
+    supernode must not be left holding one connection per retry (it has only so many)."""
+    async def main() -> None:
+        opened: list[asyncio.StreamReader] = []
+        closed = asyncio.Event()
+
+        async def silent_proxy(reader: asyncio.StreamReader,
+                               writer: asyncio.StreamWriter) -> None:
+            opened.append(reader)
+            await reader.readuntil(b"\r\n\r\n")  # the CONNECT request; never answered
+            if await reader.read() == b"":  # EOF: the client hung up
+                closed.set()
+            writer.close()
+
+        proxy = await asyncio.start_server(silent_proxy, "127.0.0.1", 0)
+        address = f"127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
+        policy = POLICIES["2007"].with_time_scale(0.05)  # probe timeout 0.25 s
+        client = Client(user="u", password="p", login_server="127.0.0.1:1",
+                        cache=HostCache(tmp_path / "hostcache.json", ["198.18.0.6:33033"]),
+                        policy=policy, metrics=PeerMetrics("u"), rng=random.Random(1),
+                        proxy=address)
+        try:
+            result = await client._join("198.18.0.6:33033", "198.18.0.6", 33033)
+            assert result.reason == "timeout"  # type: ignore[union-attr]
+            await asyncio.wait_for(closed.wait(), 2)  # the proxy saw the client hang up
+            assert len(opened) == 1
+        finally:
+            proxy.close()
+
+    asyncio.run(main())
