@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise TestbedError("prometheus is not installed; run the set-up (scripts/setup.sh)")
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() \
         else {}
-    from testbed.metrics.forward import default_ui_address
+    from testbed.metrics.forward import default_ui_address, ui_url
 
     address = args.address or default_ui_address()
     with tempfile.TemporaryDirectory(prefix="testbed-tsdb-") as work:
@@ -53,8 +53,7 @@ def run(args: argparse.Namespace) -> int:
         shutil.copytree(tsdb, data)
         config = Path(work) / "prometheus.yml"
         config.write_text("global: {}\nscrape_configs: []\n")
-        shown = "127.0.0.1" if address == "0.0.0.0" else address
-        print(f"serving {run_dir} on http://{shown}:{args.port} (run started "
+        print(f"serving {run_dir} on {ui_url(address, args.port)} (run started "
               f"{info.get('started', '?')}, lasted {info.get('duration_s', '?')}s); Ctrl-C "
               "stops", flush=True)
         proc = subprocess.Popen([binary, f"--config.file={config}",

@@ -31,6 +31,13 @@ def default_ui_address(environ: Mapping[str, str] = os.environ) -> str:
     return environ.get("TESTBED_UI_ADDRESS", "").strip() or LOOPBACK
 
 
+def ui_url(address: str, port: int) -> str:
+    """The URL to open on this machine for a UI listening on address:port (a UI on
+    every interface is opened on loopback)."""
+    host = LOOPBACK if address in ("0.0.0.0", "") else address
+    return f"http://{host}:{port}"
+
+
 class LoopbackForwarder:
     def __init__(self, namespace: str, target: tuple[str, int], port: int = 9090,
                  tries: int = 50, address: str = LOOPBACK) -> None:
@@ -46,8 +53,7 @@ class LoopbackForwarder:
 
     @property
     def url(self) -> str:
-        host = LOOPBACK if self.address in ("0.0.0.0", "") else self.address
-        return f"http://{host}:{self.port}"
+        return ui_url(self.address, self.port)
 
     def close(self) -> None:
         self._closed.set()
