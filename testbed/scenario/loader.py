@@ -78,21 +78,24 @@ def load_scenario(path: str | Path, topology: Topology, seed: int | None = None)
     spec = convert.to_dataclass(ScenarioFile, raw, "")
     if convert.problems or spec is None:
         raise ScenarioError(convert.problems)
-    steps = spec.steps or []
+    steps = list(spec.steps or [])
     raw_steps = raw.get("steps")
     problems: list[Problem] = []
     for i, step in enumerate(steps):
         line = raw_steps.line_of(i) if isinstance(raw_steps, SourceList) else None
+        if step.action == "run_playbook" and step.playbook:
+            found = find_playbook(step.playbook, path)
+            if found is None:
+                problems.append(Problem(f"no playbook {step.playbook!r} next to the scenario "
+                                        f"or in {PLAYBOOKS_DIR} (found there: "
+                                        f"{', '.join(known_playbooks()) or 'none'})", source,
+                                        line, f"steps[{i}].playbook"))
+                continue
+            steps[i] = step = dataclasses.replace(step, playbook=str(found))
         if step.action not in ACTIONS:
             problems.append(Problem(f"unknown action {step.action!r}; known: "
                                     f"{', '.join(sorted(ACTIONS))}", source, line,
                                     f"steps[{i}].action"))
-        elif step.action == "run_playbook" and step.playbook and \
-                find_playbook(step.playbook, path) is None:
-            problems.append(Problem(f"no playbook {step.playbook!r} next to the scenario or "
-                                    f"in {PLAYBOOKS_DIR} (found there: "
-                                    f"{', '.join(known_playbooks()) or 'none'})", source,
-                                    line, f"steps[{i}].playbook"))
         elif step.at is None and step.after is None and i == 0:
             problems.append(Problem("the first step needs at: (when it starts)", source,
                                     line, f"steps[{i}]"))
@@ -111,8 +114,6 @@ def load_scenario(path: str | Path, topology: Topology, seed: int | None = None)
         problems.extend(more)
     if problems:
         raise ScenarioError(problems)
-    steps = [dataclasses.replace(step, playbook=str(find_playbook(step.playbook, path)))
-             if step.action == "run_playbook" and step.playbook else step for step in steps]
     chosen = seed if seed is not None else (spec.seed if spec.seed is not None else 1)
     return Scenario(name=spec.name or path.stem, source=source, seed=chosen,
                     duration=spec.duration, steps=steps,

@@ -65,18 +65,6 @@ def failure_message(result: Mapping[str, Any]) -> str:
     return f"rc {result['rc']}" if "rc" in result else "no message"
 
 
-def ansible_playbook() -> str:
-    """The ansible-playbook next to this Python (its venv), else the one on PATH."""
-    beside = Path(sys.executable).parent / "ansible-playbook"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("ansible-playbook")
-    if found is None:
-        raise StepFailed("run_playbook: ansible-playbook is not installed (ansible-core: "
-                         "scripts/setup.sh installs it into the project's venv)")
-    return found
-
-
 def environment(state_root: Path) -> dict[str, str]:
     """What ansible-playbook needs to act on a lab, wherever it is run from (PATH: this
     Python's venv first, for ansible-playbook and the `testbed` the playbooks call)."""
@@ -106,7 +94,10 @@ def run_playbook(params: Mapping[str, Any], lab_dir: Path, state_root: Path,
     if not inventory.is_file():
         raise StepFailed(f"run_playbook {playbook.name}: the lab has no inventory "
                          f"({inventory} is missing); `testbed up` writes it")
-    ansible_playbook()  # a clear error when it is missing
+    env = environment(state_root)
+    if shutil.which("ansible-playbook", path=env["PATH"]) is None:  # what runner will run
+        raise StepFailed("run_playbook: ansible-playbook is not installed (ansible-core: "
+                         "scripts/setup.sh installs it into the project's venv)")
     work_dir.mkdir(parents=True, exist_ok=True)
     failures: list[dict[str, Any]] = []
 
@@ -122,7 +113,7 @@ def run_playbook(params: Mapping[str, Any], lab_dir: Path, state_root: Path,
     timeout = params.get("timeout")
     runner = ansible_runner.run(
         private_data_dir=str(work_dir), playbook=str(playbook), inventory=str(inventory),
-        extravars=dict(params.get("extra_vars") or {}), envvars=environment(state_root),
+        extravars=dict(params.get("extra_vars") or {}), envvars=env,
         limit=",".join(limit) if limit else None,
         timeout=int(float(timeout)) if timeout else None, event_handler=on_event,
         cancel_callback=cancelled, quiet=True)
