@@ -10,9 +10,12 @@ that started it. Caps:
       and counts one packet it never writes).
 --immediate-mode: without it libpcap hands packets over in blocks (TPACKET_V3, up to a
 second late), and a SIGINT loses the block still being filled: the end of the traffic.
-Stopping is SIGINT by pid; tcpdump then flushes, and prints "N packets captured ... N
-packets dropped by kernel" on stderr (kept in a log file next to the pcap, parsed into
-the index entry).
+Stopping first lets tcpdump drain what the kernel already queued for it (SIGINT makes
+libpcap drop the unread rest of its ring: the reply of a ping that has just returned can
+still be there on a loaded machine), waiting until the pcap (written per packet, -U) has
+not grown for QUIET_SECONDS, at most DRAIN_SECONDS. Then SIGINT by pid; tcpdump
+flushes, and prints "N packets captured ... N packets dropped by kernel" on stderr (kept
+in a log file next to the pcap, parsed into the index entry).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from testbed.topology.model import doc
 
 RECORD_HEADER = 16  # bytes before every packet in a pcap
 TIMED_OUT = 124  # coreutils timeout's exit status when the time cap ended the capture
+QUIET_SECONDS = 0.15  # the pcap unchanged this long: tcpdump has read what was queued
+DRAIN_SECONDS = 1.0  # never wait longer than this before SIGINT (steady traffic)
 
 
 @dataclass
@@ -116,11 +121,24 @@ class Capture:
             return False
         return True
 
+    def _drain(self) -> None:
+        """Wait until the pcap stops growing (tcpdump has read what was queued)."""
+        deadline = time.monotonic() + DRAIN_SECONDS
+        size, quiet_since = -1, time.monotonic()
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            now_size = self.path.stat().st_size if self.path.exists() else 0
+            if now_size != size:
+                size, quiet_since = now_size, time.monotonic()
+            elif time.monotonic() - quiet_since >= QUIET_SECONDS:
+                return
+            time.sleep(0.02)
+
     def stop(self, timeout: float = 10.0, relative_to: Path | None = None) -> dict[str, Any]:
         """SIGINT (tcpdump flushes and reports), then the index entry; idempotent."""
         if self.entry:
             return self.entry
         if self.proc.poll() is None:
+            self._drain()
             os.kill(self.proc.pid, signal.SIGINT)
             try:
                 self.proc.wait(timeout)

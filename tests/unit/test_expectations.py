@@ -14,8 +14,10 @@ import random
 import re
 import shutil
 import subprocess
+import sys
 import textwrap
 import threading
+import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -30,6 +32,8 @@ from testbed.capture.model import SelectorSpec
 from testbed.capture.resolve import bind, load_run
 from testbed.capture.sinks import bpf_of, filter_of
 from testbed.capture.tcpdump import (
+    QUIET_SECONDS,
+    Capture,
     CaptureSpec,
     default_interface,
     packet_limit,
@@ -565,6 +569,28 @@ def test_default_interface_is_the_uplink() -> None:
     assert default_interface(node) == "eth0"
     assert default_interface({"interfaces": [{"name": "eth3", "peer": "x"}]}) == "eth3"
     assert default_interface({"interfaces": []}) is None
+
+
+def test_stop_lets_the_capture_drain_before_interrupting_it(tmp_path: Path) -> None:
+    """A stand-in for tcpdump still writing (packets it had queued): stop() interrupts it
+    only once the pcap has been quiet, so the last write lands before the SIGINT."""
+    pcap, log = tmp_path / "x.pcap", tmp_path / "x.log"
+    writer = ("import signal, sys, time\n"
+              "signal.signal(signal.SIGINT, lambda *a: sys.exit(0))\n"
+              "for _ in range(6):\n"
+              "    open(sys.argv[1], 'ab').write(b'p' * 100); time.sleep(0.05)\n"
+              "time.sleep(30)\n")
+    with log.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-c", writer, str(pcap)], stderr=err)
+    capture = Capture(spec=CaptureSpec(node="a"), name="a-eth0", namespace="ns",
+                      interface="eth0", path=pcap, log=log, proc=proc,
+                      started_unix=time.time())
+    time.sleep(0.1)
+    began = time.monotonic()
+    capture.stop()
+    assert pcap.stat().st_size == 600  # every write made it before the interrupt
+    assert time.monotonic() - began >= QUIET_SECONDS
+    assert proc.returncode == 0
 
 
 def test_index_entries_are_added_and_replaced_by_name(tmp_path: Path) -> None:
