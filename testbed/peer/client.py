@@ -31,6 +31,8 @@ from testbed.peer.wire import (
 )
 
 PUNCH_SECONDS = 2.0  # direct media must arrive within this, else relay
+ANSWER_SECONDS = 60.0  # how long a callee streams when the CALL does not say (protocol v1)
+LONGEST_CALL = 3600.0  # a CALL asking for more (or for nonsense) gets the default
 TCP_PORTS: dict[Transport, int | None] = {"tcp": None, "tcp80": 80, "tcp443": 443}
 
 
@@ -369,7 +371,8 @@ class Client:
         callee_sn = str(found["sn"])
         call = uuid.uuid4().hex[:16]
         ok = await self.media.ask(callee_sn, MessageType.CALL, {
-            "call": call, "from": self.user, "to": user, "media": self.media_seen},
+            "call": call, "from": self.user, "to": user, "media": self.media_seen,
+            "seconds": seconds},
             MessageType.CALL_OK, call, self.policy.probe_timeout)
         if ok is None:
             self.metrics.calls_failed.labels(reason="no-answer").inc()
@@ -385,7 +388,8 @@ class Client:
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
 
-    async def _answer_call(self, frame: Frame, seconds: float = 3600.0) -> dict[str, object]:
+    async def _answer_call(self, frame: Frame,
+                           seconds: float = ANSWER_SECONDS) -> dict[str, object]:
         p = frame.payload
         call = str(p["call"])
         conn = self.attached
@@ -394,7 +398,7 @@ class Client:
         conn.send(encode(MessageType.CALL_OK, {"call": call, "media": self.media_seen}))
         relay = asyncio.get_running_loop().create_task(self._relay_via_supernode(call))
         targets = [str(p.get("media") or ""), str(p.get("seen") or "")]
-        stream = await self.media.stream(call, targets, float(p.get("seconds") or seconds),
+        stream = await self.media.stream(call, targets, _call_length(p.get("seconds"), seconds),
                                          self._punch(), relay)
         return self._report(stream)
 
@@ -424,3 +428,11 @@ class Client:
             self.metrics.calls_failed.labels(reason="no-media").inc()
         return {"ok": bool(received), "path": "relayed" if relayed else "direct",
                 "sent": sent, "received": received}
+
+
+def _call_length(asked: object, default: float) -> float:
+    """The `seconds` of a CALL from the network: a number in (0, LONGEST_CALL], else the
+    default (a peer never streams for a length a stranger made up)."""
+    if isinstance(asked, bool) or not isinstance(asked, (int, float)):
+        return default
+    return float(asked) if 0 < asked <= LONGEST_CALL else default

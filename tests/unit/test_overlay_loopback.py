@@ -9,8 +9,10 @@ import asyncio
 import random
 from pathlib import Path
 
+import pytest
+
 from testbed.peer.auth import TokenSigner, TokenVerifier
-from testbed.peer.client import Client
+from testbed.peer.client import Client, _call_length
 from testbed.peer.hostcache import HostCache
 from testbed.peer.login_server import LoginServer, LoginSettings
 from testbed.peer.metrics import PeerMetrics
@@ -123,3 +125,40 @@ def test_a_connect_the_proxy_never_answers_is_closed_not_left_open(tmp_path: Pat
             proxy.close()
 
     asyncio.run(main())
+
+
+def test_the_callee_hangs_up_when_the_caller_does(tmp_path: Path) -> None:
+    """The CALL carries its length: the answering side streams that long, not for ever."""
+    async def main() -> None:
+        settings = SupernodeSettings(port=PORT, extra_tcp_ports=())
+        listener, sns, clients = await _overlay(tmp_path, 1, 2, settings)
+        caller, callee = clients
+        tasks = [asyncio.get_running_loop().create_task(c.run()) for c in clients]
+        try:
+            async def ready() -> None:
+                while not all(c.attached and c.media_seen for c in clients):
+                    await asyncio.sleep(0.05)
+            await asyncio.wait_for(ready(), 20)
+            result = await asyncio.wait_for(caller.call("u1", 1.0), 10)
+            assert result["ok"], result
+            await asyncio.sleep(1.0)
+            assert not callee._calls, "the callee is still streaming after the call ended"
+            (stream,) = callee.media.streams.values()  # type: ignore[union-attr]
+            assert 20 <= stream.sent <= 60  # ~40 packets: 1 s at 40 packets/s
+        finally:
+            for task in tasks:
+                task.cancel()
+            for sn in sns:
+                await sn.stop()
+            listener.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(("asked", "length"), [
+    (5, 5.0), (2.5, 2.5), (None, 60.0), ("10", 60.0), (True, 60.0), (0, 60.0), (-3, 60.0),
+    (float("nan"), 60.0), (float("inf"), 60.0), (1e9, 60.0),
+])
+def test_a_call_length_from_the_network_is_a_sane_number_or_the_default(
+        asked: object, length: float) -> None:
+    assert _call_length(asked, 60.0) == length
