@@ -50,13 +50,12 @@ def check_run(run_dir: str | Path, expectations: Sequence[Expectation],
             scan(path, sinks, prefilter=prefilter)
         except CaptureError as exc:
             failed[path] = str(exc)
-    owners = run.owners()
     for i, bound, tally in pending:
         broken = [failed[c.path] for c in bound.captures if c.path in failed]
         if broken:
             verdicts[i] = _error(bound.expectation, "; ".join(broken), bound)
         else:
-            verdicts[i] = judge(bound, tally, owners)
+            verdicts[i] = judge(bound, tally, run.owners(c.node for c in bound.captures))
     return [v for v in verdicts if v is not None]
 
 

@@ -12,7 +12,7 @@ import fnmatch
 import ipaddress
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,10 +55,23 @@ class RunData:
         value = self.info.get("started_unix")
         return float(value) if value else None
 
-    def owners(self) -> dict[bytes, str]:
-        """Packed IPv4 address -> node name, to name the ends of offending packets."""
-        return {ipaddress.IPv4Address(a).packed: name for name in self.nodes
-                for a in node_addresses(self.nodes[name])}
+    def owners(self, prefer: Iterable[str] = ()) -> dict[bytes, str]:
+        """Packed IPv4 address -> node name, to name the ends of packets. Private
+        addresses repeat (every home LAN is alike): one the captured node owns is named
+        after it; one several other nodes share says so instead of picking one."""
+        owners: dict[bytes, list[str]] = {}
+        for name in self.nodes:
+            for address in node_addresses(self.nodes[name]):
+                owners.setdefault(ipaddress.IPv4Address(address).packed, []).append(name)
+        preferred = set(prefer)
+        named = {}
+        for packed, names in owners.items():
+            mine = [n for n in names if n in preferred]
+            if mine or len(names) == 1:
+                named[packed] = (mine or names)[0]
+            else:
+                named[packed] = f"{names[0]} or {len(names) - 1} other nodes"
+        return named
 
 
 def node_addresses(node: dict[str, Any]) -> list[str]:

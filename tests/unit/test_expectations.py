@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.server
+import ipaddress
 import json
 import random
 import re
@@ -29,7 +30,7 @@ from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, PcapWriter  # type: ignore
 from testbed.capture.evaluate import check_run
 from testbed.capture.expectations import FIELDS, load_expectations
 from testbed.capture.model import SelectorSpec
-from testbed.capture.resolve import bind, load_run
+from testbed.capture.resolve import RunData, bind, load_run
 from testbed.capture.sinks import bpf_of, filter_of
 from testbed.capture.tcpdump import (
     QUIET_SECONDS,
@@ -591,6 +592,19 @@ def test_stop_lets_the_capture_drain_before_interrupting_it(tmp_path: Path) -> N
     assert pcap.stat().st_size == 600  # every write made it before the interrupt
     assert time.monotonic() - began >= QUIET_SECONDS
     assert proc.returncode == 0
+
+
+def test_a_shared_private_address_is_named_after_the_captured_node_or_not_guessed() -> None:
+    def node(address: str) -> dict[str, object]:
+        return {"interfaces": [{"address": f"{address}/24"}]}
+    nodes = {"home1": node("192.168.1.2"), "home2": node("192.168.1.2"),
+             "home3": node("192.168.1.2"), "sn1": node("198.18.0.6")}
+    run = RunData(Path("."), {}, nodes, [])
+    private = ipaddress.IPv4Address("192.168.1.2").packed
+    public = ipaddress.IPv4Address("198.18.0.6").packed
+    assert run.owners(["home2"])[private] == "home2"
+    assert run.owners()[private] == "home1 or 2 other nodes"
+    assert run.owners(["home2"])[public] == run.owners()[public] == "sn1"
 
 
 def test_index_entries_are_added_and_replaced_by_name(tmp_path: Path) -> None:
