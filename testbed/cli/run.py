@@ -23,6 +23,7 @@ def add_parser(sub: Any) -> None:
         epilog="""results/<run-id>/ holds:
   run.json        what ran: topology, scenario, seed, policy, time scale, complete or not
   schedule.json   every planned event (the same seed gives the same schedule)
+  traces/         the restart-time traces the scenario's waves were shaped by, if any
   steps.jsonl     every executed event: planned, due and actual time, outcome
   series.csv      online fraction, login attempts/s, supernodes, ... (t, series, value)
   summary.json    outcome metrics: lowest online fraction, time to 90/95 %, amplification

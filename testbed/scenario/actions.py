@@ -6,10 +6,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from testbed.scenario.model import Distribution, StepSpec
 from testbed.scenario.selectors import select
+from testbed.scenario.traces import Trace, TraceError, read_trace
 from testbed.topology.model import Topology
 
 
@@ -54,18 +56,35 @@ def _targets(step: StepSpec, topology: Topology, rng: random.Random) -> tuple[st
 
 def restart_wave(step: StepSpec, index: int, start: float, topology: Topology,
                  rng: random.Random) -> tuple[list[Event], float]:
-    """Hosts go down spread over `window` and come back after their down time."""
+    """Hosts go down spread over `window` (or as a trace file's times) and come back after
+    their down time."""
     events, end = [], start
     window = step.window or 0.0
+    trace = _trace(step)
     for name in _targets(step, topology, rng):
-        u = rng.random()
-        offset = window * (u * u if step.spread == "front-loaded" else u)
+        if trace is not None:
+            offset = trace.offset(step.window, rng)
+        else:
+            u = rng.random()
+            offset = window * (u * u if step.spread == "front-loaded" else u)
         down = start + offset
         up = down + sample(step.down_time, rng, 60.0)
         events += [Event(down, "host_down", (name,), {"mode": step.mode or "hard"}, index),
                    Event(up, "host_up", (name,), {}, index)]
         end = max(end, up)
     return events, end
+
+
+def _trace(step: StepSpec) -> Trace | None:
+    if step.trace is None:
+        return None
+    if step.spread is not None:
+        raise ActionError("restart_wave: give spread: or trace:, not both (a trace is the "
+                          "spread)")
+    try:
+        return read_trace(Path(step.trace))
+    except TraceError as exc:
+        raise ActionError(str(exc)) from None
 
 
 def crash(step: StepSpec, index: int, start: float, topology: Topology,
@@ -115,6 +134,36 @@ def run_playbook(step: StepSpec, index: int, start: float, topology: Topology,
     return [Event(start, "run_playbook", (), params, index)], start
 
 
+CALL_SECONDS = 10.0  # a call's length when the step gives no duration
+
+
+def call(step: StepSpec, index: int, start: float, topology: Topology,
+         rng: random.Random) -> tuple[list[Event], float]:
+    """Each selected peer calls one peer of `to:` (chosen by the seed, never itself) for
+    `duration`; the calls run side by side, and `after:` counts from their planned end."""
+    callers = _targets(step, topology, rng)
+    if step.to is None:
+        raise ActionError("call needs to: (a selector: whom the selected peers call)")
+    callees = select(step.to, topology.nodes.values(), rng)
+    if not callees:
+        raise ActionError("to: matches no node of the topology")
+    for name in (*callers, *callees):
+        node = topology.nodes[name]
+        if node.kind != "peer" or node.command:
+            raise ActionError(f"call: {name} is not a reference overlay peer (kind "
+                              f"{node.kind}{', own command' if node.command else ''}); only "
+                              "peers running the overlay place and answer calls")
+    seconds = step.duration if step.duration is not None else CALL_SECONDS
+    events = []
+    for caller in callers:
+        others = [name for name in callees if name != caller]
+        if not others:
+            raise ActionError(f"call: to: offers {caller} nobody to call but itself")
+        events.append(Event(start, "call", (caller,),
+                            {"to": rng.choice(others), "seconds": seconds}, index))
+    return events, start + seconds
+
+
 ACTIONS: dict[str, Scheduler] = {
     "restart_wave": restart_wave,
     "crash": crash,
@@ -127,6 +176,7 @@ ACTIONS: dict[str, Scheduler] = {
     "set_policy": _simple("set_policy"),
     "wait_until": _simple("wait_until", needs_select=False),
     "run_playbook": run_playbook,
+    "call": call,
     "mark": _simple("mark", needs_select=False),
 }
 

@@ -4,10 +4,10 @@ clock.
 Events are due at their planned time plus the time `wait_until` and `run_playbook`
 steps held the timeline back. Node actions go to a thread pool at once (a restart wave of
 hundreds of hosts runs concurrently; a slow host never delays the next one), so lateness
-stays low; timeline actions run on the engine's thread. Each executed event is logged
-with planned, due and actual times and its outcome; a failing node action is logged,
-never fatal. A step that raises StepFailed (a playbook task failed) is logged and stops
-the run.
+stays low; calls, which last, have a pool of their own; timeline actions run on the
+engine's thread. Each executed event is logged with planned, due and actual times and
+its outcome; a failing node action is logged, never fatal. A step that raises
+StepFailed (a playbook task failed) is logged and stops the run.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from testbed.errors import StepFailed
 from testbed.scenario.actions import Event
 from testbed.scenario.executors import (
     HOLDING_ACTIONS,
+    LASTING_ACTIONS,
     NODE_ACTIONS,
     TIMELINE_ACTIONS,
     RunContext,
@@ -81,26 +82,35 @@ class Engine:
         """Play every event, then wait until `duration` (plus held time) has passed.
         Returns False when stopped early."""
         self.started = self.clock() if started is None else started
-        with ThreadPoolExecutor(max_workers=self.workers,
-                                thread_name_prefix="step") as pool:
-            try:
-                for event in self.events:
-                    if not self._wait_until(event.time + self.held):
-                        return False
-                    self.current_step = event.step
-                    self.context.exporter.event(event.action, event.step)
-                    if event.action in TIMELINE_ACTIONS:
-                        self._timeline(event)
-                    else:
-                        for node in event.nodes:
-                            self._pending.append(pool.submit(self._node, event, node))
-                    self._pending = [f for f in self._pending if not f.done()]
-                return self._wait_until(max(duration, self.events[-1].time if self.events
-                                            else 0.0) + self.held)
-            finally:
-                if self._stop.is_set():
-                    for future in self._pending:
-                        future.cancel()
+        # calls in progress are not waited for when stopped early: removing the lab ends
+        # them (their peers go away), and Ctrl-C must not wait a call's length
+        lasting = ThreadPoolExecutor(max_workers=4 * self.workers,
+                                     thread_name_prefix="lasting")
+        try:
+            with ThreadPoolExecutor(max_workers=self.workers,
+                                    thread_name_prefix="step") as pool:
+                try:
+                    for event in self.events:
+                        if not self._wait_until(event.time + self.held):
+                            return False
+                        self.current_step = event.step
+                        self.context.exporter.event(event.action, event.step)
+                        if event.action in TIMELINE_ACTIONS:
+                            self._timeline(event)
+                        else:
+                            runner = lasting if event.action in LASTING_ACTIONS else pool
+                            for node in event.nodes:
+                                self._pending.append(runner.submit(self._node, event, node))
+                        self._pending = [f for f in self._pending if not f.done()]
+                    return self._wait_until(max(duration, self.events[-1].time
+                                                if self.events else 0.0) + self.held)
+                finally:
+                    if self._stop.is_set():
+                        for future in self._pending:
+                            future.cancel()
+        finally:
+            stopped = self._stop.is_set()
+            lasting.shutdown(wait=not stopped, cancel_futures=stopped)
 
     def _wait_until(self, due: float) -> bool:
         while True:

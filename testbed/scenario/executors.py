@@ -8,6 +8,7 @@ holds (or times out) or the playbook ends.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,6 +106,24 @@ def set_policy(ctx: RunContext, node: str, params: dict[str, Any]) -> str:
     return f"policy {params['policy']}"
 
 
+CALL_SETUP_SECONDS = 30.0  # lookup, signalling and relay set-up on top of the call itself
+
+
+def call(ctx: RunContext, node: str, params: dict[str, Any]) -> str:
+    """Place a call through the peer's control API; returns once the call has ended."""
+    callee, seconds = str(params["to"]), float(params["seconds"])
+    reply = ctx.runtime.control(node, f"/call?to={callee}&seconds={seconds:g}",
+                                timeout=seconds + CALL_SETUP_SECONDS)
+    try:
+        result = json.loads(reply)
+    except ValueError:
+        raise StepError(f"{node}: the control API answered /call with {reply[:80]!r}") from None
+    if result.get("ok"):
+        return (f"{result.get('path')} call to {callee}: {result.get('received')} media "
+                f"packets received, {result.get('sent')} sent")
+    return f"call to {callee} failed: {result.get('reason', 'no media got through')}"
+
+
 def mark(ctx: RunContext, params: dict[str, Any]) -> str:
     return str(params.get("text", ""))
 
@@ -139,8 +158,11 @@ def run_playbook(ctx: RunContext, params: dict[str, Any]) -> str:
 NODE_ACTIONS: dict[str, NodeAction] = {
     "host_down": host_down, "host_up": host_up, "kill": kill, "stop": stop, "start": start,
     "set_link": set_link, "reset_link": reset_link, "partition": partition, "heal": heal,
-    "add_nodes": add_nodes, "set_policy": set_policy,
+    "add_nodes": add_nodes, "set_policy": set_policy, "call": call,
 }
+# Node actions that last (a call): they get their own threads, so that hundreds of calls
+# in progress never hold back the restarts scheduled meanwhile.
+LASTING_ACTIONS = frozenset({"call"})
 TIMELINE_ACTIONS: dict[str, TimelineAction] = {"mark": mark, "wait_until": wait_until,
                                                "run_playbook": run_playbook}
 # Timeline actions that hold the rest of the timeline back for as long as they take.

@@ -92,6 +92,8 @@ def load_scenario(path: str | Path, topology: Topology, seed: int | None = None)
                                         line, f"steps[{i}].playbook"))
                 continue
             steps[i] = step = dataclasses.replace(step, playbook=str(found))
+        if step.trace is not None and not Path(step.trace).is_absolute():
+            steps[i] = step = dataclasses.replace(step, trace=str(path.parent / step.trace))
         if step.action not in ACTIONS:
             problems.append(Problem(f"unknown action {step.action!r}; known: "
                                     f"{', '.join(sorted(ACTIONS))}", source, line,

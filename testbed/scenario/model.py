@@ -46,7 +46,7 @@ class StepSpec:
 
     action: str | None = doc("action name: restart_wave, crash, start, stop, set_link, "
                              "partition, heal, add_nodes, set_policy, wait_until, "
-                             "run_playbook, mark")
+                             "run_playbook, call, mark")
     at: float | None = doc("start, seconds from the run's start", unit="duration")
     after: float | None = doc("start, this long after the previous step's end",
                               unit="duration")
@@ -55,13 +55,18 @@ class StepSpec:
                                unit="duration")
     spread: Literal["uniform", "front-loaded"] | None = doc(
         "restart_wave: how restarts spread over the window")
+    trace: str | None = doc("restart_wave: a file of recorded restart times (seconds, one "
+                            "per line or the first CSV column), relative to the scenario "
+                            "file; restarts follow its shape, scaled onto window: if given")
     down_time: Distribution | None = doc("restart_wave: how long each host stays down")
     mode: Literal["graceful", "hard"] | None = doc("restart_wave: SIGTERM or SIGKILL")
     restart_after: Distribution | None = doc("crash: start the crashed services again after "
                                              "this long (default: they stay down)")
     link: dict[str, Any] | None = doc("set_link: new shape, e.g. {bandwidth: 256kbit}")
-    duration: float | None = doc("set_link/partition: reset after this long",
-                                 unit="duration")
+    duration: float | None = doc("set_link/partition: reset after this long; call: how "
+                                 "long each call lasts (default 10s)", unit="duration")
+    to: Selector | None = doc("call: whom the selected peers call (each gets one of these, "
+                              "chosen by the seed)")
     policy: str | None = doc("set_policy: retry policy name")
     query: str | None = doc("wait_until: a PromQL condition")
     timeout: float | None = doc("wait_until: give up after this long; run_playbook: fail "

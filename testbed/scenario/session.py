@@ -215,6 +215,11 @@ class Run:
     def _write_inputs(self) -> None:
         shutil.copyfile(self.options.topology, self.run_dir / "topology.yaml")
         shutil.copyfile(self.options.scenario, self.run_dir / "scenario.yaml")
+        traces = {step.trace for step in self.p.scenario.steps if step.trace}
+        if traces:  # what the restart waves were shaped by, kept with the run
+            (self.run_dir / "traces").mkdir(exist_ok=True)
+            for trace in sorted(traces):
+                shutil.copyfile(trace, self.run_dir / "traces" / Path(trace).name)
         events = [asdict(e) for e in self.p.scenario.events]
         (self.run_dir / "schedule.json").write_text(json.dumps(events, indent=1))
         self._write_run_json()

@@ -1,6 +1,7 @@
 """A real short scenario checked from its captures (scenarios/capture-check.yaml on a
 9-peer version of the default topology): `testbed run` captures, plays, checks the
-scenario's expect: over the pcaps and the live Prometheus, and exits 1 because of one
+scenario's expect: over the pcaps and the live Prometheus (login burst, NAT, proxy, a
+relayed and a direct call), and exits 1 because of one
 deliberately broken expectation; `testbed check` reaches the same verdicts afterwards
 from the pcaps alone; an interrupted run still stops tcpdump and keeps its pcaps."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +25,7 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 TOPOLOGY = str(REPO / "topologies" / "skype-2007.yaml")
 SCENARIO = REPO / "scenarios" / "capture-check.yaml"
+TRACE = REPO / "scenarios" / "traces" / "patch-day-example.csv"
 BROKEN = """\
   - name: deliberately broken - 1000 SYN/s at the login server
     check: peak_rate
@@ -37,7 +40,12 @@ BROKEN = """\
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     tmp = tmp_path_factory.mktemp("capture-run")
     scenario = tmp / "capture-check.yaml"
-    scenario.write_text(SCENARIO.read_text() + BROKEN)
+    # the reboots spread like a trace file's times (kept with the run's results)
+    shutil.copyfile(TRACE, tmp / TRACE.name)
+    text = SCENARIO.read_text().replace("    window: 1s\n",
+                                        f"    window: 1s\n    trace: {TRACE.name}\n")
+    assert f"trace: {TRACE.name}" in text
+    scenario.write_text(text + BROKEN)
     result = run_cli("run", TOPOLOGY, str(scenario), "--results", str(tmp / "results"),
                      "--run-id", "cc", "--no-report", "--duration", "35s",
                      state_dir=tmp / "state", timeout=300)
@@ -50,41 +58,47 @@ def test_run_checks_its_expectations_and_fails_on_the_broken_one(run) -> None:  
     verdicts = {v["name"]: v for v in json.loads((run_dir / "verdicts.json").read_text())}
     broken = verdicts.pop("deliberately broken - 1000 SYN/s at the login server")
     failed = {name: v["detail"] for name, v in verdicts.items() if v["status"] != "pass"}
-    assert len(verdicts) == 6 and not failed, failed
+    assert len(verdicts) == 10 and not failed, failed
     assert broken["status"] == "fail"
-    assert broken["where"].endswith("capture-check.yaml:71")
+    assert broken["where"].endswith("capture-check.yaml:115")  # one line more: trace:
     assert broken["bound"] == ">= 1000 packets/s"
     assert broken["detail"].startswith("busiest interval: t=")
     # what the run printed: the verdicts, the broken one with its file:line and why
-    assert "6 passed, 1 failed (of 7 expectations)" in result.stderr
+    assert "10 passed, 1 failed (of 11 expectations)" in result.stderr
     assert "FAIL     deliberately broken - 1000 SYN/s at the login server  (" in result.stderr
     assert "expected >= 1000 packets/s; captures/login.pcap, whole capture" in result.stderr
     promql = verdicts["every peer is logged in at the end (Prometheus)"]
     assert promql["sources"][0].startswith("http://127.0.0.1:")  # the run's live Prometheus
     suite = ET.parse(run_dir / "junit.xml").getroot()
-    assert suite.get("tests") == "7" and suite.get("failures") == "1"
+    assert suite.get("tests") == "11" and suite.get("failures") == "1"
     assert suite.get("errors") == "0"
     info = json.loads((run_dir / "run.json").read_text())
     assert info["complete"] is True
+    assert (run_dir / "traces" / TRACE.name).read_text() == TRACE.read_text()
+    steps = [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines()]
+    calls = sorted((s["node"], s["outcome"]) for s in steps if s["action"] == "call")
+    assert [node for node, _ in calls] == ["home003", "home004"], calls
+    assert calls[0][1].startswith("direct call to home001: "), calls
+    assert calls[1][1].startswith("relayed call to home002: "), calls
 
 
 def test_captures_are_indexed_with_tcpdumps_counts(run) -> None:  # noqa: ANN001
     run_dir, _ = run
     index = json.loads((run_dir / "captures" / "index.json").read_text())
-    assert [e["name"] for e in index] == ["login", "home1-adsl", "corp01-eth0"]
+    assert [e["name"] for e in index] == ["login", "home1-adsl", "home2-pc", "corp01-eth0"]
     for entry in index:
         assert (run_dir / entry["file"]).stat().st_size > 24, entry
         assert entry["packets"] > 0 and entry["dropped"] == 0, entry
-    assert index[0]["filter"] == "tcp port 443" and index[2]["snaplen"] == 128
+    assert index[0]["filter"] == "tcp port 443" and index[3]["snaplen"] == 128
 
 
 def test_check_afterwards_gives_the_same_pcap_verdicts_offline(run, tmp_path: Path) -> None:  # noqa: ANN001
     run_dir, _ = run
     # the scenario's own expect: (copied into the run): pcap ones pass again; the PromQL
-    # one cannot be evaluated without the run's Prometheus, and says so
+    # ones cannot be evaluated without the run's Prometheus, and says so
     again = run_cli("check", str(run_dir), "--junit", str(tmp_path / "j.xml"))
     assert again.returncode == 1
-    assert "5 passed, 1 failed, 1 error (of 7 expectations)" in again.stdout, again.stdout
+    assert "8 passed, 1 failed, 2 errors (of 11 expectations)" in again.stdout, again.stdout
     assert "not evaluated: cannot reach Prometheus" in again.stdout
     pcap_only = tmp_path / "expect.yaml"
     pcap_only.write_text(
@@ -117,7 +131,7 @@ def test_an_interrupted_run_stops_tcpdump_and_keeps_the_pcaps(tmp_path: Path) ->
     info = json.loads((run_dir / "run.json").read_text())
     assert info["complete"] is False
     index = json.loads((run_dir / "captures" / "index.json").read_text())
-    assert len(index) == 3
+    assert len(index) == 4
     for entry in index:  # tcpdump stopped cleanly: it reported its counts, the pcap is whole
         assert entry["packets"] is not None and entry["stopped_unix"], entry
         assert (run_dir / entry["file"]).is_file()

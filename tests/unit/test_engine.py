@@ -127,11 +127,12 @@ def test_every_scheduled_action_has_an_executor() -> None:
 name: t
 nodes:
   r: {kind: router}
-  h{n}: {count: 2, kind: host, uplink: {to: r}}
+  h{n}: {count: 2, kind: peer, uplink: {to: r}}
 """)
     made: set[str] = set()
     for action in ACTIONS:
-        step = StepSpec(action=action, at=0.0, select=Selector(kind="host"), duration=1.0,
+        step = StepSpec(action=action, at=0.0, select=Selector(kind="peer"), duration=1.0,
+                        to=Selector(kind="peer"),
                         link={"bandwidth": "1Mbit"}, policy="fixed", query="1",
                         text="x", playbook="patch-tuesday.yml")
         made |= {e.action for e in schedule([step], topology, 1)}

@@ -64,11 +64,13 @@ def test_a_misspelt_capture_key_in_a_topology_names_file_and_line() -> None:
 def test_scenario_captures_and_expectations_are_loaded(tmp_path: Path) -> None:
     topology = load_topology(REPO / "topologies" / "skype-2007.yaml")
     scenario = load_scenario(REPO / "scenarios" / "capture-check.yaml", topology)
-    assert [c.spec.node for c in scenario.captures] == ["login", "home001-nat", "corp01"]
-    assert scenario.captures[0].line == 16 and scenario.captures[2].spec.snaplen == 128
+    assert [c.spec.node for c in scenario.captures] == ["login", "home001-nat", "home002",
+                                                       "corp01"]
+    assert scenario.captures[0].line == 19 and scenario.captures[3].spec.snaplen == 128
     assert [e.check for e in scenario.expectations] == [
-        "packets", "peak_rate", "no_packets", "via", "link_rate", "promql"]
-    assert scenario.expectations[0].where.endswith("capture-check.yaml:36")
+        "packets", "peak_rate", "no_packets", "via", "no_packets", "packets", "packets",
+        "link_rate", "promql", "promql"]
+    assert scenario.expectations[0].where.endswith("capture-check.yaml:54")
 
 
 def test_the_ci_scenario_places_its_captures_on_the_small_lab(tmp_path: Path) -> None:
@@ -77,7 +79,7 @@ def test_the_ci_scenario_places_its_captures_on_the_small_lab(tmp_path: Path) ->
                                   results=tmp_path))
     assert [(c.name, c.spec.node, c.interface) for c in prepared.captures] == [
         ("login", "login", "eth0"), ("home1-adsl", "home001-nat", "eth0"),
-        ("corp01-eth0", "corp01", "eth0")]
+        ("home2-pc", "home002", "eth0"), ("corp01-eth0", "corp01", "eth0")]
     assert len(planned_nodes(prepared.plan)) == len(prepared.topology.nodes)
 
 
@@ -133,9 +135,9 @@ def test_run_check_only_lists_captures_and_expectations() -> None:
     result = run_cli("run", "topologies/skype-2007.yaml", "scenarios/capture-check.yaml",
                      "--check-only")
     assert result.returncode == 0, result.stderr
-    assert "capture login: login:eth0 'tcp port 443'  (scenarios/capture-check.yaml:16)" \
+    assert "capture login: login:eth0 'tcp port 443'  (scenarios/capture-check.yaml:19)" \
         in result.stdout
-    assert "6 expectations, checked after the run" in result.stdout
+    assert "10 expectations, checked after the run" in result.stdout
     help_text = run_cli("run", "--help").stdout
     assert "captures/" in help_text and "junit.xml" in help_text
     assert "an expectation did not pass" in help_text

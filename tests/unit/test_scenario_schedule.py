@@ -61,3 +61,56 @@ def test_bad_steps_are_reported_with_file_and_line(tmp_path: Path, step: str, me
     text = str(caught.value)
     assert message in text
     assert f"bad.yaml:{line}:" in text
+
+
+def _wave_with_trace(tmp_path: Path, trace: str, extra: str = "") -> Path:
+    scenario = tmp_path / "wave.yaml"
+    scenario.write_text("name: wave\nsteps:\n"
+                        "  - at: 10s\n    action: restart_wave\n"
+                        "    select: {group: home-pc}\n"
+                        f"    trace: {trace}\n    window: 60s\n{extra}")
+    return scenario
+
+
+def test_a_trace_file_shapes_the_restart_wave(tmp_path: Path) -> None:
+    """The example trace has half its reboots in the first 120 s of 2311 s: scaled onto a
+    60 s window, about half the hosts go down in its first ~3 s, the rest spread out."""
+    (tmp_path / "traces").mkdir()
+    example = REPO / "scenarios" / "traces" / "patch-day-example.csv"
+    (tmp_path / "traces" / "t.csv").write_text(example.read_text())
+    topology = _topology()
+    scenario = load_scenario(_wave_with_trace(tmp_path, "traces/t.csv"), topology)
+    downs = [e.time - 10 for e in scenario.events if e.action == "host_down"]
+    assert len(downs) == 160
+    assert all(0 <= t <= 60 for t in downs)
+    early = sum(1 for t in downs if t <= 60 * 120 / 2311)
+    assert 0.35 <= early / len(downs) <= 0.65, early  # the burst
+    assert max(downs) > 30  # and the tail
+    again = load_scenario(_wave_with_trace(tmp_path, "traces/t.csv"), topology)
+    assert again.events == scenario.events
+
+
+def test_trace_lines_are_read_with_header_comments_and_any_origin(tmp_path: Path) -> None:
+    from testbed.scenario.traces import read_trace
+    path = tmp_path / "t.csv"
+    path.write_text("time,host\n# boot log\n1700000030,pc2\n\n1700000010,pc1 # first\n"
+                    "1700000050,pc3\n")
+    trace = read_trace(path)
+    assert trace.times == (0.0, 20.0, 40.0)
+
+
+@pytest.mark.parametrize(("content", "extra", "message"), [
+    ("10\n20\nsoon\n", "", "t.csv:3: 'soon' is not a time in seconds"),
+    ("# nothing\n", "", "the trace holds no times"),
+    ("10\ninf\n", "", "t.csv:2: 'inf' is not a finite time"),
+    ("10\n20\n", "    spread: uniform\n", "give spread: or trace:, not both"),
+    (None, "", "cannot read the trace"),
+])
+def test_bad_traces_are_reported_with_the_step_and_the_trace_line(
+        tmp_path: Path, content: str | None, extra: str, message: str) -> None:
+    if content is not None:
+        (tmp_path / "t.csv").write_text(content)
+    scenario = _wave_with_trace(tmp_path, "t.csv", extra)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(scenario, _topology())
+    assert f"{scenario}:3" in str(caught.value) and message in str(caught.value)
