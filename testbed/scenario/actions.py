@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testbed.links.change import check_link_change
 from testbed.scenario.model import Distribution, StepSpec
 from testbed.scenario.selectors import select
 from testbed.scenario.traces import Trace, TraceError, read_trace
@@ -118,6 +119,17 @@ def _simple(name: str, needs_select: bool = True) -> Scheduler:
     return schedule
 
 
+def set_link(step: StepSpec, index: int, start: float, topology: Topology,
+             rng: random.Random) -> tuple[list[Event], float]:
+    """Reshape the selected nodes' uplinks; checked here, so a typo fails before the lab."""
+    if not step.link:
+        raise ActionError("set_link needs link: (e.g. {bandwidth: 256kbit, loss: 2%})")
+    problems = check_link_change(step.link)
+    if problems:
+        raise ActionError("link: " + "; ".join(problems))
+    return _simple("set_link")(step, index, start, topology, rng)
+
+
 def run_playbook(step: StepSpec, index: int, start: float, topology: Topology,
                  rng: random.Random) -> tuple[list[Event], float]:
     """An Ansible playbook against the running lab (its generated inventory); `select:`
@@ -169,7 +181,7 @@ ACTIONS: dict[str, Scheduler] = {
     "crash": crash,
     "start": _simple("start"),
     "stop": _simple("stop"),
-    "set_link": _simple("set_link"),
+    "set_link": set_link,
     "partition": _simple("partition"),
     "heal": _simple("heal"),
     "add_nodes": _simple("add_nodes"),

@@ -44,6 +44,12 @@ class Scenario:
     steps: list[StepSpec]
     events: list[Event]
     captures: list[Declared] = field(default_factory=list)  # `captures:`
+    step_lines: tuple[int | None, ...] = ()  # where each step was written
+
+    def where(self, step: int) -> str:
+        """file:line of a step, for messages."""
+        line = self.step_lines[step] if step < len(self.step_lines) else None
+        return f"{self.source}:{line}" if line else self.source
     expectations: list[Expectation] = field(default_factory=list)  # `expect:`
 
 
@@ -81,8 +87,10 @@ def load_scenario(path: str | Path, topology: Topology, seed: int | None = None)
     steps = list(spec.steps or [])
     raw_steps = raw.get("steps")
     problems: list[Problem] = []
+    lines = [raw_steps.line_of(i) if isinstance(raw_steps, SourceList) else None
+             for i in range(len(steps))]
     for i, step in enumerate(steps):
-        line = raw_steps.line_of(i) if isinstance(raw_steps, SourceList) else None
+        line = lines[i]
         if step.action == "run_playbook" and step.playbook:
             found = find_playbook(step.playbook, path)
             if found is None:
@@ -120,7 +128,7 @@ def load_scenario(path: str | Path, topology: Topology, seed: int | None = None)
     return Scenario(name=spec.name or path.stem, source=source, seed=chosen,
                     duration=spec.duration, steps=steps,
                     events=schedule(steps, topology, chosen), captures=captures,
-                    expectations=expectations)
+                    expectations=expectations, step_lines=tuple(lines))
 
 
 def _captures(spec: ScenarioFile, raw: SourceDict, topology: Topology, source: str,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -33,10 +34,11 @@ from testbed.backends.netns import NetnsBackend
 from testbed.capture.declared import CaptureSet, Placed, place, planned_nodes
 from testbed.capture.resolve import precheck
 from testbed.capture.verdict import Verdict
-from testbed.errors import ScenarioError
+from testbed.errors import MissingKernelFeature, ScenarioError
 from testbed.lab.lifecycle import bring_up, tear_down
 from testbed.lab.runtime import LabRuntime
 from testbed.lab.state import LabState, state_root
+from testbed.links.change import needs_netem
 from testbed.metrics.exporter import TestbedExporter
 from testbed.metrics.outcome import (
     Trigger,
@@ -186,7 +188,21 @@ class Run:
         print(text, file=self.out, flush=True)
 
     # --- the run --------------------------------------------------------------------
+    def check_kernel(self) -> None:
+        """Refuse, before anything is built, a scenario this kernel cannot play."""
+        steps = self.p.scenario.steps
+        wanted = [i for i, step in enumerate(steps)
+                  if step.action == "set_link" and step.link and needs_netem(step.link)]
+        if wanted and os.geteuid() == 0 and not self.backend.have_netem():
+            where = ", ".join(self.p.scenario.where(i) for i in wanted)
+            raise MissingKernelFeature(
+                f"{where}: set_link asks for delay/jitter, which needs the sch_netem kernel "
+                "module, and this kernel does not have it (modprobe sch_netem fails). "
+                "Bandwidth, queue and loss changes work without it; the lab VM (vagrant up) "
+                "has netem. Nothing was built.")
+
     def execute(self) -> Path:
+        self.check_kernel()
         self.run_dir.mkdir(parents=True, exist_ok=False)
         self._write_inputs()
         self.say(f"== run {self.run_dir.name}: {self.p.scenario.name} on "

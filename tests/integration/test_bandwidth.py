@@ -184,3 +184,45 @@ nodes:
     finally:
         assert run_cli("down", name, "--quiet", state_dir=state_root).returncode == 0
     assert lab_namespaces(name) == []
+
+
+def test_set_link_at_run_time_reshapes_the_uplink_and_reset_restores_it(make_lab) -> None:
+    """What the scenario's set_link/reset_link do, on a real link with real traffic."""
+    from testbed.lab.runtime import LabRuntime
+
+    lab = make_lab("""
+nodes:
+  core: {kind: router}
+  a: {kind: host, uplink: {to: core, bandwidth: 10Mbit}}
+  b: {kind: host, uplink: {to: core}}
+""")
+    runtime = LabRuntime(lab.plan, lab.state, lab.backend)
+    runtime.set_link("a", {"bandwidth": "1Mbit", "loss": "20%"})
+    slow = rate(lab, "a", "b", 5, 1_000_000)
+    assert slow <= 1.1 * 1_000_000, f"{slow / 1e3:.0f} kbit/s after set_link to 1 Mbit/s"
+    lost = one_way_loss(lab, "b", "a", packets=400)  # loss applies both ways
+    assert 0.10 <= lost <= 0.30, f"{lost:.1%} lost after set_link loss 20%"
+    runtime.reset_link("a")
+    assert one_way_loss(lab, "b", "a", packets=400) == 0.0
+    fast = rate(lab, "a", "b", 4, 10_000_000)
+    assert within(fast, 10_000_000), f"{fast / 1e6:.2f} Mbit/s after reset, configured 10"
+
+
+def test_a_scenario_asking_for_delay_is_refused_before_any_lab(tmp_path: Path,
+                                                               state_root: Path) -> None:
+    if kernel_has_netem():
+        pytest.skip("this kernel has sch_netem: set_link delay is applied, not refused")
+    name = unique_lab_name("sld")
+    topology = tmp_path / "t.yaml"
+    topology.write_text(f"name: {name}\nnodes:\n  core: {{kind: router}}\n"
+                        "  a: {kind: host, uplink: {to: core}}\n")
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("name: s\nsteps:\n  - {at: 1s, action: mark, text: x}\n"
+                        "  - {at: 2s, action: set_link, select: {names: [a]}, "
+                        "link: {delay: 100ms}}\n")
+    result = run_cli("run", str(topology), str(scenario), "--results", str(tmp_path / "r"),
+                     state_dir=state_root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{scenario}:4: set_link asks for delay/jitter" in result.stderr, result.stderr
+    assert "sch_netem" in result.stderr and "Traceback" not in result.stderr
+    assert lab_namespaces(name) == [] and not (tmp_path / "r").exists()

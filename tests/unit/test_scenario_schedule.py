@@ -51,6 +51,15 @@ def test_same_seed_same_schedule_other_seed_other_schedule() -> None:
     ("  - {at: 1s, action: crash}", "crash needs select:", 3),
     ("  - {action: mark, text: x}", "the first step needs at:", 3),
     ("  - {at: soon, action: mark}", "expected a duration", 3),
+    ("  - {at: 1s, action: set_link, select: {group: home-pc}, link: {bandwith: 1Mbit}}",
+     "link: unknown key 'bandwith'; set_link takes: bandwidth, up, down, loss", 3),
+    ("  - {at: 1s, action: set_link, select: {group: home-pc}, link: {loss: 150%}}",
+     "link: loss: expected", 3),
+    ("  - {at: 1s, action: set_link, select: {group: home-pc}, link: {jitter: 5ms}}",
+     "jitter: needs delay:", 3),
+    ("  - {at: 1s, action: set_link, select: {group: home-pc}, link: {delay: slow}}",
+     "link: delay: expected", 3),
+    ("  - {at: 1s, action: set_link, select: {group: home-pc}}", "set_link needs link:", 3),
 ])
 def test_bad_steps_are_reported_with_file_and_line(tmp_path: Path, step: str, message: str,
                                                    line: int) -> None:
@@ -114,3 +123,15 @@ def test_bad_traces_are_reported_with_the_step_and_the_trace_line(
     with pytest.raises(ScenarioError) as caught:
         load_scenario(scenario, _topology())
     assert f"{scenario}:3" in str(caught.value) and message in str(caught.value)
+
+
+def test_set_link_takes_delay_jitter_loss_and_bandwidth(tmp_path: Path) -> None:
+    path = tmp_path / "shape.yaml"
+    path.write_text("name: shape\nsteps:\n  - at: 1s\n    action: set_link\n"
+                    "    select: {group: home-pc, count: 2}\n"
+                    "    link: {bandwidth: 256kbit, loss: 2%, queue: 20, delay: 80ms, "
+                    "jitter: 10ms}\n    duration: 30s\n")
+    scenario = load_scenario(path, _topology())
+    assert [e.action for e in scenario.events] == ["set_link", "reset_link"]
+    assert scenario.events[0].params["link"]["delay"] == "80ms"
+    assert scenario.where(0) == f"{path}:3"
