@@ -3,7 +3,8 @@
 Everything is created with batched iproute2/tc/nft calls (one process per namespace and
 tool, never one per command) and journaled before it exists, so labs build fast and
 `testbed down` can always clean up. Nothing is created in the machine's own namespace:
-bridges live in the lab's fabric namespace, the management bridge in its mgmt namespace,
+bridges live in the lab's fabric namespace (Open vSwitch ones too, run by the lab's own
+daemons: backends/ovs.py), the management bridge in its mgmt namespace,
 and no namespace has a link to the real network.
 """
 
@@ -20,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from testbed.backends.ovs import OvsSwitches
+from testbed.backends.ovs import preflight as ovs_preflight
 from testbed.errors import BackendError, ProcessError
 from testbed.lab import interrupts
 from testbed.lab.state import LabState, ProcessRecord
@@ -68,6 +71,7 @@ class NetnsBackend:
             raise BackendError("building a lab needs root (network namespaces, links, "
                                "qdiscs): run it with sudo")
         commands.require_tools("ip", "tc", "nft", "unshare", "setpriv")
+        ovs_preflight(plan)
         taken = [ns for ns in plan.namespaces() if namespaces.exists(ns)]
         if taken:
             raise BackendError(
@@ -96,11 +100,15 @@ class NetnsBackend:
 
         progress.stage("switches and links", len(plan.veths))
         self._infra(plan)
+        ovs = OvsSwitches(plan, state, self.supervisor) if plan.ovs_bridges else None
+        if ovs is not None:
+            ovs.start()
+            ovs.add_bridges()
         for veths in _chunks(plan.veths, CHUNK):
             commands.batch("ip", [_veth_line(v.a, v.b, plan.fabric_namespace) for v in veths],
                            namespace=plan.fabric_namespace, context="creating links")
             progress.advance(len(veths))
-        self._bridge_ports(plan)
+        self._bridge_ports(plan, ovs)
 
         nodes = [n for n in plan.nodes.values() if n.namespace]
         progress.stage("addresses, routes, shaping, firewalls", len(nodes))
@@ -128,6 +136,8 @@ class NetnsBackend:
     def _infra(self, plan: NetworkPlan) -> None:
         fabric = ["link set lo up"]
         for bridge in plan.bridges:
+            if bridge in plan.ovs_bridges:
+                continue  # made by the lab's Open vSwitch (OvsSwitches)
             fabric += [f"link add {bridge} type bridge stp_state 0 mcast_snooping 0",
                        f"link set {bridge} up"]
         commands.batch("ip", fabric, namespace=plan.fabric_namespace,
@@ -139,17 +149,29 @@ class NetnsBackend:
             f"link set {plan.mgmt_bridge} up",
         ], namespace=plan.mgmt_namespace, context="creating the management network")
 
-    def _bridge_ports(self, plan: NetworkPlan) -> None:
+    def _bridge_ports(self, plan: NetworkPlan, ovs: OvsSwitches | None = None) -> None:
         lines: dict[str, list[str]] = defaultdict(list)
+        ovs_ports: list[tuple[str, str]] = []
+        senders: list[VethEnd] = []  # what transmits into an OVS port
         for veth in plan.veths:
-            for end in (veth.a, veth.b):
-                if end.bridge:
+            for end, other in ((veth.a, veth.b), (veth.b, veth.a)):
+                if end.bridge and end.bridge in plan.ovs_bridges:
+                    ovs_ports.append((end.bridge, end.name))
+                    senders.append(other)
+                    lines[end.namespace].append(f"link set {end.name} up")
+                elif end.bridge:
                     lines[end.namespace].append(f"link set {end.name} master {end.bridge} up")
                     if end.isolated:
                         lines[end.namespace].append(
                             f"link set {end.name} type bridge_slave isolated on")
         for ns, batch in lines.items():
             commands.batch("ip", batch, namespace=ns, context="attaching switch ports")
+        if ovs is not None and ovs_ports:
+            ovs.add_ports(ovs_ports)
+            # OVS's userspace datapath reads packets as they were handed to the veth: one
+            # left for the NIC to checksum (TX offload) would arrive with a bad TCP/UDP
+            # checksum, so whatever sends into an OVS port checksums in software
+            self._parallel(_software_checksums, senders)
 
     def _ends_by_namespace(self, plan: NetworkPlan) -> dict[str, list[VethEnd]]:
         ends: dict[str, list[VethEnd]] = defaultdict(list)
@@ -294,6 +316,11 @@ def _veth_line(a: VethEnd, b: VethEnd, here: str) -> str:
     a_ns = "" if a.namespace == here else f" netns {a.namespace}"
     b_ns = "" if b.namespace == here else f" netns {b.namespace}"
     return f"link add name {a.name}{a_ns} type veth peer name {b.name}{b_ns}"
+
+
+def _software_checksums(end: VethEnd) -> None:
+    commands.run(["ip", "netns", "exec", end.namespace, "ethtool", "-K", end.name, "tx", "off"],
+                 context=f"checksums in software on {end.name}")
 
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:

@@ -36,6 +36,7 @@ class _Builder:
         self.segments: list[Segment] = []
         self.veths: list[Veth] = []
         self.bridges: list[str] = []
+        self.ovs_bridges: dict[str, str] = {}
         self.switch_segment: dict[str, Segment] = {}
         self.bridge_of: dict[str, str] = {}
         self.port_counter = 0
@@ -66,6 +67,7 @@ class _Builder:
             lab=self.topo.name, fabric_namespace=self.fabric, mgmt_namespace=self.mgmt,
             mgmt_bridge="mgmt", mgmt_bridge_address=self._mgmt_hub,
             nodes=self.nodes, segments=self.segments, veths=self.veths, bridges=self.bridges,
+            ovs_bridges=self.ovs_bridges,
             overlay=self.topo.overlay,
         )
 
@@ -91,6 +93,9 @@ class _Builder:
             self.switch_segment[name] = self.switch_segment[root]
             self.bridge_of[name] = f"br{len(self.bridges)}"
             self.bridges.append(self.bridge_of[name])
+            settings = self.topo.nodes[name].switch
+            if settings is not None and settings.type == "ovs":
+                self.ovs_bridges[self.bridge_of[name]] = settings.datapath
             self.switch_segment[name].bridge = self.bridge_of[name]
         ports: dict[str, int] = {}
         for link in self.topo.links:

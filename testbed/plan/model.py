@@ -106,6 +106,7 @@ class NetworkPlan:
     segments: list[Segment]
     veths: list[Veth]
     bridges: list[str]  # in the fabric namespace
+    ovs_bridges: dict[str, str] = field(default_factory=dict)  # bridge -> OVS datapath
     overlay: OverlaySettings | None = None
 
     def namespaces(self) -> list[str]:

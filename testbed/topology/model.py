@@ -76,6 +76,20 @@ class TopLink(LinkShape):
 
 
 @dataclass
+class SwitchSettings:
+    """What implements a `switch` node."""
+
+    type: Literal["linux", "ovs"] = field(
+        default="linux",
+        metadata={"doc": "linux (a Linux bridge) or ovs (an Open vSwitch bridge, run by the "
+                         "lab's own ovsdb-server and ovs-vswitchd)"})
+    datapath: Literal["netdev", "system"] = field(
+        default="netdev",
+        metadata={"doc": "ovs: netdev (OVS's userspace datapath, works on any kernel) or "
+                         "system (the openvswitch kernel module's, e.g. in the lab VM)"})
+
+
+@dataclass
 class NatSettings:
     """How a `nat` node maps and filters: the four classic behaviours (RFC 3489 names)."""
 
@@ -133,6 +147,8 @@ class NodeSpec:
     env: dict[str, str] | None = doc("environment variables for `command`")
     lan_pool: str | None = doc("address pool for the segments behind this nat/router",
                                unit="cidr")
+    switch: SwitchSettings | None = doc("what implements it: Linux bridge or Open vSwitch "
+                                        "(kind switch)")
     nat: NatSettings | None = doc("NAT behaviour (kind nat)")
     firewall: FirewallSettings | None = doc("egress policy (kind router or nat)")
     proxy: ProxySettings | None = doc("proxy daemon settings (kind proxy)")
@@ -306,6 +322,7 @@ class Node:
     line: int | None = None
     supernode: SupernodeOverride | None = None
     held_back: bool = False
+    switch: SwitchSettings | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from testbed.topology.model import (
 )
 
 NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
-SECTIONS = ("nat", "firewall", "proxy", "lan_pool", "command", "env", "supernode")
+SECTIONS = ("nat", "firewall", "proxy", "lan_pool", "command", "env", "supernode", "switch")
 
 
 def resolve(*, name: str, description: str, source: str, params: Mapping[str, Any],
@@ -79,7 +79,7 @@ def resolve(*, name: str, description: str, source: str, params: Mapping[str, An
             command=tuple(command) if isinstance(command, list) else command,
             env=dict(spec.env or {}), lan_pool=spec.lan_pool, nat=spec.nat,
             firewall=spec.firewall, proxy=spec.proxy, line=node_lines.get(node_name),
-            supernode=spec.supernode, held_back=bool(spec.held_back),
+            supernode=spec.supernode, held_back=bool(spec.held_back), switch=spec.switch,
         )
         if spec.uplink is not None:
             if spec.uplink.to is None:

@@ -157,7 +157,7 @@ def test_unknown_node_key_suggests_the_close_one(tmp_path: Path) -> None:
         """)
     assert (p.line, p.path) == (6, "nodes.pc.uplnk")
     assert p.message == ("unknown key 'uplnk' (did you mean 'uplink'?); allowed: kind, group, "
-                         "count, vary, labels, uplink, links, command, env, lan_pool, nat, "
+                         "count, vary, labels, uplink, links, command, env, lan_pool, switch, nat, "
                          "firewall, proxy, supernode, held_back")
 
 
@@ -590,6 +590,28 @@ def test_supernode_section_on_a_router(tmp_path: Path) -> None:
         """)
     assert (p.line, p.path) == (5, "nodes.core.supernode")
     assert p.message == "supernode: does not apply to kind router; it applies to: peer"
+
+
+def test_switch_section_on_a_host_and_an_unknown_switch_type(tmp_path: Path) -> None:
+    p = only_problem(tmp_path, """\
+        name: lab
+        nodes:
+          core: {kind: router}
+          pc:
+            kind: host
+            uplink: {to: core}
+            switch: {type: ovs}
+        """)
+    assert (p.line, p.path) == (7, "nodes.pc.switch")
+    assert p.message == "switch: does not apply to kind host; it applies to: switch"
+    p = only_problem(tmp_path, """\
+        name: lab
+        nodes:
+          core: {kind: router}
+          lan: {kind: switch, uplink: {to: core}, switch: {type: openvswitch}}
+        """)
+    assert p.line == 4 and p.path == "nodes.lan.switch.type"
+    assert "'openvswitch'" in p.message and "linux, ovs" in p.message
 
 
 def test_proxy_only_firewall_naming_a_node_that_is_not_a_proxy(tmp_path: Path) -> None:

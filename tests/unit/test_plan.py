@@ -294,3 +294,22 @@ def test_validate_cli_with_set_homes_reports_the_smaller_lab() -> None:
     assert result.returncode == 0, result.stderr
     assert "lab 'skype2007': 33 nodes (1 login, 6 nat, 23 peer, 1 proxy, 1 router, " \
            "1 switch), 32 links" in result.stdout
+
+
+def test_ovs_switches_are_planned_as_open_vswitch_bridges() -> None:
+    plan = plan_of("""\
+name: mixed
+nodes:
+  core: {kind: router}
+  lan: {kind: switch, uplink: {to: core}}
+  fast: {kind: switch, switch: {type: ovs}, uplink: {to: core}}
+  kern: {kind: switch, switch: {type: ovs, datapath: system}, uplink: {to: core}}
+  a: {kind: host, uplink: {to: lan}}
+  b: {kind: host, uplink: {to: fast}}
+""")
+    assert len(plan.bridges) == 3
+    assert sorted(plan.ovs_bridges.values()) == ["netdev", "system"]
+    linux = [b for b in plan.bridges if b not in plan.ovs_bridges]
+    assert len(linux) == 1  # lan stays a Linux bridge
+    ports = {end.bridge for veth in plan.veths for end in (veth.a, veth.b) if end.bridge}
+    assert set(plan.ovs_bridges) <= ports
