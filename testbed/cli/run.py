@@ -36,6 +36,10 @@ def add_parser(sub: Any) -> None:
   verdicts.json   (PASS/FAIL/VACUOUS/ERROR per expectation, file:line, observed vs bound);
   junit.xml       the same for CI systems. `testbed check RUN` re-checks later (pcaps)
 
+scenario files: a timeline of steps (restart_wave, crash, start/stop, set_link,
+partition/heal, add_nodes, set_policy, call, wait_until, run_playbook, mark), each key
+described in docs/scenarios.md; expectations in docs/expectations.md.
+
 exit status: 0 the run completed and every expectation passed; 1 it was interrupted or
 failed, or an expectation did not pass (FAIL, VACUOUS or ERROR); 2 bad input (every
 problem of the topology, scenario or expect: at file:line, before anything is built)

@@ -14,6 +14,7 @@ from testbed.topology.model import (
     OverlaySettings,
     SupernodeCapacity,
     SupernodeOverride,
+    SwitchSettings,
     TopLink,
     TopologyFile,
 )
@@ -24,9 +25,25 @@ def test_every_topology_field_is_documented() -> None:
     text = (REPO / "docs" / "topology.md").read_text()
     documented = set(re.findall(r"`([a-z_]+)`", text))
     for cls in (TopologyFile, NodeSpec, LinkSpec, TopLink, Addressing, OverlaySettings,
-                LoginCapacity, SupernodeCapacity, SupernodeOverride):
+                LoginCapacity, SupernodeCapacity, SupernodeOverride, SwitchSettings):
         for field in dataclasses.fields(cls):
             assert field.name in documented, f"{cls.__name__}.{field.name} is not in docs"
+
+
+def test_every_scenario_key_and_action_is_documented() -> None:
+    from testbed.scenario.actions import ACTIONS
+    from testbed.scenario.model import Distribution, ScenarioFile, Selector, StepSpec
+
+    text = (REPO / "docs" / "scenarios.md").read_text()
+    documented = set(re.findall(r"`([a-z_]+)`", text))
+    for cls in (ScenarioFile, StepSpec, Selector, Distribution):
+        for field in dataclasses.fields(cls):
+            assert field.name in documented, f"{cls.__name__}.{field.name} is not in docs"
+    for action in ACTIONS:
+        assert f"| `{action}`" in text or f"`{action}` /" in text or f"/ `{action}`" in text, \
+            f"action {action} has no row in docs/scenarios.md"
+    assert "docs/scenarios.md" in run_cli("run", "--help").stdout
+    assert "docs/scenarios.md" in (REPO / "README.md").read_text()
 
 
 def test_readme_names_the_two_commands_and_ci_runs_the_test_one() -> None:
