@@ -36,7 +36,7 @@ def series_queries(peers: int, interval: float) -> dict[str, str]:
         "clients_per_supernode_max": "max(supernode_children * on(instance) "
                                      "(peer_role{role=\"supernode\"} > 0))",
         "hosts_down": "count(testbed_node_up == 0) or vector(0)",
-        "calls_failed": "sum(peer_calls_failed_total) or vector(0)",
+        "calls_failed": 'sum(peer_calls_failed_total{side="caller"}) or vector(0)',
         "sn_joins_per_s": f"sum(rate(supernode_joins_total[{window}])) or vector(0)",
     }
 

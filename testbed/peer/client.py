@@ -362,11 +362,11 @@ class Client:
     async def call(self, user: str, seconds: float) -> dict[str, object]:
         """Call `user`: signal through its supernode, media direct or else relayed."""
         if self.media is None or self.attached is None:
-            self.metrics.calls_failed.labels(reason="offline").inc()
+            self.metrics.calls_failed.labels(reason="offline", side="caller").inc()
             return {"ok": False, "reason": "offline"}
         found = await self.lookup(user)
         if not found or not found.get("found"):
-            self.metrics.calls_failed.labels(reason="not-found").inc()
+            self.metrics.calls_failed.labels(reason="not-found", side="caller").inc()
             return {"ok": False, "reason": "not-found"}
         callee_sn = str(found["sn"])
         call = uuid.uuid4().hex[:16]
@@ -375,13 +375,13 @@ class Client:
             "seconds": seconds},
             MessageType.CALL_OK, call, self.policy.probe_timeout)
         if ok is None:
-            self.metrics.calls_failed.labels(reason="no-answer").inc()
+            self.metrics.calls_failed.labels(reason="no-answer", side="caller").inc()
             return {"ok": False, "reason": "no-answer"}
         relay = asyncio.get_running_loop().create_task(self._relay_via_datagram(callee_sn, call,
                                                                                 user))
         stream = await self.media.stream(call, [str(ok.payload["media"])], seconds,
                                          self._punch(), relay)
-        return self._report(stream)
+        return self._report(stream, "caller")
 
     def _on_call(self, frame: Frame) -> None:
         task = asyncio.get_running_loop().create_task(self._answer_call(frame))
@@ -400,7 +400,7 @@ class Client:
         targets = [str(p.get("media") or ""), str(p.get("seen") or "")]
         stream = await self.media.stream(call, targets, _call_length(p.get("seconds"), seconds),
                                          self._punch(), relay)
-        return self._report(stream)
+        return self._report(stream, "callee")
 
     async def _relay_via_datagram(self, sn: str, call: str, to: str) -> str | None:
         assert self.media is not None
@@ -420,12 +420,12 @@ class Client:
             return None
         return str(ok.payload["relay"]) if ok.type is MessageType.RELAY_OK else None
 
-    def _report(self, stream: Stream) -> dict[str, object]:
+    def _report(self, stream: Stream, side: str) -> dict[str, object]:
         sent, received, relayed = stream.sent, stream.received, stream.relayed
         if received:
-            self.metrics.calls.labels(path="relayed" if relayed else "direct").inc()
+            self.metrics.calls.labels(path="relayed" if relayed else "direct", side=side).inc()
         else:
-            self.metrics.calls_failed.labels(reason="no-media").inc()
+            self.metrics.calls_failed.labels(reason="no-media", side=side).inc()
         return {"ok": bool(received), "path": "relayed" if relayed else "direct",
                 "sent": sent, "received": received}
 

@@ -42,9 +42,11 @@ class PeerMetrics:
         self.sn_joins = Counter("supernode_joins_total", "join requests at this SN",
                                 ["result"], registry=r)
         self.lookups = Counter("peer_lookups_total", "buddy lookups", ["result"], registry=r)
-        self.calls = Counter("peer_calls_total", "calls set up", ["path"], registry=r)
-        self.calls_failed = Counter("peer_calls_failed_total", "calls that failed", ["reason"],
-                                    registry=r)
+        # side: caller (each call counted once, where it was placed), callee, or supernode
+        # (signalling it could not forward)
+        self.calls = Counter("peer_calls_total", "calls set up", ["path", "side"], registry=r)
+        self.calls_failed = Counter("peer_calls_failed_total", "calls that failed",
+                                    ["reason", "side"], registry=r)
         self.relayed_bytes = Counter("supernode_relayed_bytes_total", "media bytes relayed",
                                      registry=r)
         self.host_cache = Gauge("peer_host_cache_entries", "supernodes in the host cache",

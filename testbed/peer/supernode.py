@@ -266,7 +266,7 @@ class Supernode:
     def _forward_call(self, payload: dict[str, object], source: tuple[str, int]) -> None:
         callee = self.children.get(str(payload["to"]))
         if callee is None or not callee.registered:
-            self.metrics.calls_failed.labels(reason="callee-offline").inc()
+            self.metrics.calls_failed.labels(reason="callee-offline", side="supernode").inc()
             return
         self._callers[str(payload["call"])] = source
         forwarded = {**payload, "seen": f"{source[0]}:{source[1]}"}

@@ -46,6 +46,16 @@ def test_every_scenario_key_and_action_is_documented() -> None:
     assert "docs/scenarios.md" in (REPO / "README.md").read_text()
 
 
+def test_every_peer_metric_is_documented() -> None:
+    from testbed.peer.metrics import PeerMetrics
+
+    text = (REPO / "docs" / "protocol.md").read_text()
+    names = {metric.name for metric in PeerMetrics("x").registry.collect()}
+    assert len(names) >= 15
+    for name in names:  # counters are collected without their _total suffix
+        assert f"`{name}`" in text or f"`{name}_total`" in text, f"{name} is not documented"
+
+
 def test_readme_names_the_two_commands_and_ci_runs_the_test_one() -> None:
     readme = (REPO / "README.md").read_text()
     assert "sudo bash scripts/demo.sh" in readme
