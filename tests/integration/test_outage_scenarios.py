@@ -40,6 +40,11 @@ def _series(run: Path, name: str) -> list[tuple[float, float]]:
     return [(float(t), float(v)) for t, s, v in (r.split(",") for r in rows) if s == name]
 
 
+def _calls(run: Path) -> list[str]:
+    steps = [json.loads(line) for line in (run / "steps.jsonl").read_text().splitlines()]
+    return [s["outcome"] for s in steps if s.get("action") == "call"]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("outage")
@@ -63,6 +68,10 @@ def test_policy_2007_collapses_and_stays_down_after_the_wave(runs: dict[str, Pat
     # the sustaining effect: clients keep hammering while nearly nobody is online
     attempts = [v for t, v in _series(run, "login_attempts_per_s") if t >= online[-1][0] - 60]
     assert min(attempts) > 50, attempts
+    # and the users notice: calls placed two minutes after the trigger fail
+    calls = _calls(run)
+    assert len(calls) == 10 and sum("failed" in c for c in calls) >= 8, calls
+    assert summary["calls_failed"] >= 8, summary
 
 
 def test_policy_fixed_dips_and_recovers(runs: dict[str, Path]) -> None:
@@ -71,6 +80,9 @@ def test_policy_fixed_dips_and_recovers(runs: dict[str, Path]) -> None:
     assert summary["time_to_95_s"] is not None, summary
     assert summary["final_online_fraction"] >= 0.95, summary
     assert summary["min_online_fraction"] > 0.3, summary
+    calls = _calls(run)  # the same ten calls as in the 2007 run go through
+    assert len(calls) == 10 and sum("failed" in c for c in calls) <= 2, calls
+    assert summary["calls_failed"] <= 2, summary
 
 
 def test_every_step_ran_on_time_and_was_logged(runs: dict[str, Path]) -> None:
