@@ -66,6 +66,19 @@ def test_hosts_on_an_ovs_switch_talk_through_open_vswitch(make_lab) -> None:
     assert len(fdb.strip().splitlines()) >= 3, fdb  # header + a + b (or the router)
 
 
+def test_a_host_rebooted_on_an_ovs_switch_is_reachable_again(make_lab) -> None:
+    """A reboot takes the host's link down and up: OVS keeps forwarding for it after."""
+    from testbed.lab.runtime import LabRuntime
+
+    lab = make_lab(TOPOLOGY)
+    runtime = LabRuntime(lab.plan, lab.state, lab.backend)
+    runtime.host_down("a", "hard")
+    assert lab.exec("b", "ping", "-c", "1", "-W", "1", lab.addr("a")).returncode != 0
+    runtime.host_up("a")
+    ping = lab.exec("b", "ping", "-c", "3", "-W", "2", lab.addr("a"))
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+
+
 def test_port_shaping_applies_on_an_ovs_switch(make_lab) -> None:
     lab = make_lab(TOPOLOGY)
     measured = rate(lab, "a", "b", 5, 2_000_000)
