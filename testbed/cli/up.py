@@ -44,4 +44,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"lab {topology.name!r} is up in {time.monotonic() - began:.1f}s "
           f"(state: {state.dir}). Next: testbed inspect --lab {topology.name}; "
           f"testbed down {topology.name}")
+    captures = [link for link in topology.links if link.capture is not None]
+    if captures:
+        first = captures[0]
+        end, other = (first.b, first.a) if plan.nodes[first.a].namespace is None \
+            else (first.a, first.b)
+        iface = next((i.name for i in plan.nodes[end].interfaces if i.peer == other), "")
+        print(f"note: the topology declares {len(captures)} capture(s) (first at "
+              f"{first.file}:{first.line}); they record under `testbed run`. With `up`, "
+              f"start one by hand, e.g. testbed capture {end}:{iface} --duration 60s "
+              f"-o {end}.pcap", file=sys.stderr)
     return 0

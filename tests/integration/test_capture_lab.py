@@ -151,3 +151,30 @@ def test_capture_command_with_a_duration(make_lab, tmp_path: Path) -> None:
     assert entry["packets"] == 8 and entry["file"] == str(pcap)
     bad = run_cli("capture", "b:eth7", state_dir=lab.state.root)
     assert bad.returncode == 1 and "b has no interface 'eth7' (it has: eth0)" in bad.stderr
+
+
+def test_up_says_that_declared_captures_record_under_run(tmp_path: Path,
+                                                          state_root: Path) -> None:
+    """`testbed up` does not silently ignore a topology's capture: it says where they
+    record, and the hand-started command it prints works on the lab."""
+    from tests.conftest import unique_lab_name
+
+    name = unique_lab_name("cap")
+    topology = tmp_path / "t.yaml"
+    topology.write_text(f"name: {name}\nnodes:\n  core: {{kind: router}}\n"
+                        "  lan: {kind: switch, uplink: {to: core}}\n"
+                        "  a: {kind: host, uplink: {to: lan, capture: {filter: icmp}}}\n")
+    up = run_cli("up", str(topology), "--quiet", state_dir=state_root)
+    try:
+        assert up.returncode == 0, up.stderr
+        assert f"note: the topology declares 1 capture(s) (first at {topology}:5)" \
+            in up.stderr, up.stderr
+        hint = up.stderr.split("e.g. testbed ", 1)[1].split()
+        assert hint[:2] == ["capture", "a:eth0"], hint
+        pcap = tmp_path / "a.pcap"
+        done = run_cli("capture", "a:eth0", "--duration", "1s", "-o", str(pcap),
+                       state_dir=state_root)
+        assert done.returncode == 0, done.stderr
+        assert pcap.stat().st_size >= 24
+    finally:
+        assert run_cli("down", name, "--quiet", state_dir=state_root).returncode == 0
