@@ -24,12 +24,12 @@ from typing import Any
 from testbed.backends.netns import NetnsBackend
 from testbed.errors import StepError
 from testbed.lab.state import LabState, ProcessRecord
-from testbed.links.change import check_link_change
+from testbed.links.change import parse_link_change
 from testbed.links.shaping import nft_loss_table, tc_lines
 from testbed.plan.model import NetworkPlan, PlannedNode, Shaping, VethEnd
 from testbed.process import commands
 from testbed.process.supervisor import is_alive, signal_group, stop
-from testbed.units import parse_bandwidth, parse_duration, parse_ratio
+from testbed.units import UnitError
 
 GRACE_SECONDS = 3.0
 PARTITION_TABLE = "testbed_partition"
@@ -149,19 +149,19 @@ class LabRuntime:
     def set_link(self, name: str, change: dict[str, Any]) -> None:
         """Change the node's uplink: `bandwidth` (both ways), `up`, `down`, `loss`, `queue`,
         `delay` and `jitter` (each direction; these need sch_netem)."""
-        problems = check_link_change(change)
-        if problems:
-            raise StepError("set_link: " + "; ".join(problems))
+        try:
+            values = parse_link_change(change)
+        except UnitError as exc:
+            raise StepError(f"set_link: {exc}") from None
         mine, far = self.uplink(name)
-        both = change.get("bandwidth")
-        up_rate = change.get("up", both)
-        down_rate = change.get("down", both)
-        loss = parse_ratio(change["loss"]) if "loss" in change else None
-        queue = int(change["queue"]) if "queue" in change else None
-        delay = parse_duration(change["delay"]) if "delay" in change else None
-        jitter = parse_duration(change["jitter"]) if "jitter" in change else None
-        self._shape(mine, _changed(mine.shaping, up_rate, queue, delay, jitter), far, loss)
-        self._shape(far, _changed(far.shaping, down_rate, queue, delay, jitter), mine, loss)
+        both = values.get("bandwidth")
+        common = {"queue": values.get("queue"), "delay": values.get("delay"),
+                  "jitter": values.get("jitter")}
+        loss = values.get("loss")
+        self._shape(mine, _changed(mine.shaping, rate=values.get("up", both), **common),
+                    far, loss)
+        self._shape(far, _changed(far.shaping, rate=values.get("down", both), **common),
+                    mine, loss)
 
     def reset_link(self, name: str) -> None:
         """Back to the topology's shaping."""
@@ -224,18 +224,9 @@ class LabRuntime:
         return result.stdout
 
 
-def _changed(shaping: Shaping, rate: object, queue: int | None, delay: float | None = None,
-             jitter: float | None = None) -> Shaping:
-    new = shaping
-    if rate is not None:
-        new = replace(new, rate=parse_bandwidth(rate))
-    if queue is not None:
-        new = replace(new, queue=queue)
-    if delay is not None:
-        new = replace(new, delay=delay)
-    if jitter is not None:
-        new = replace(new, jitter=jitter)
-    return new
+def _changed(shaping: Shaping, **changes: Any) -> Shaping:
+    """The shaping with the given fields replaced (None: left as it was)."""
+    return replace(shaping, **{k: v for k, v in changes.items() if v is not None})
 
 
 def _safe(device: str) -> str:

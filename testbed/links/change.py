@@ -44,5 +44,14 @@ def check_link_change(change: dict[str, Any]) -> list[str]:
     return problems
 
 
+def parse_link_change(change: dict[str, Any]) -> dict[str, Any]:
+    """The change with its values in base units (bit/s, seconds, ratio); raises
+    UnitError naming what is wrong."""
+    problems = check_link_change(change)
+    if problems:
+        raise UnitError("; ".join(problems))
+    return {key: LINK_KEYS[key](value) for key, value in change.items()}
+
+
 def needs_netem(change: dict[str, Any]) -> bool:
     return any(key in change for key in NEEDS_NETEM)
