@@ -33,9 +33,7 @@ def preflight(plan: NetworkPlan) -> None:
     if not plan.ovs_bridges:
         return
     commands.require_tools(*TOOLS)
-    if _schema() is None:
-        raise BackendError("Open vSwitch's database schema (vswitch.ovsschema) is missing; "
-                           "reinstall openvswitch-common (scripts/setup.sh)")
+    _schema()
     if "system" in plan.ovs_bridges.values() and not KERNEL_MODULE.exists():
         raise MissingKernelFeature(
             "a switch asks for switch.datapath: system, which needs the openvswitch kernel "
@@ -43,8 +41,12 @@ def preflight(plan: NetworkPlan) -> None:
             "Use datapath: netdev (OVS's userspace datapath), or run in the lab VM.")
 
 
-def _schema() -> Path | None:
-    return next((p for p in SCHEMAS if p.is_file()), None)
+def _schema() -> Path:
+    found = next((p for p in SCHEMAS if p.is_file()), None)
+    if found is None:
+        raise BackendError("Open vSwitch's database schema (vswitch.ovsschema) is missing; "
+                           "reinstall openvswitch-common (scripts/setup.sh)")
+    return found
 
 
 class OvsSwitches:
@@ -61,8 +63,6 @@ class OvsSwitches:
         self.dir.mkdir(parents=True, exist_ok=True)
         database = self.dir / "conf.db"
         schema = _schema()
-        if schema is None:
-            raise BackendError("Open vSwitch's database schema (vswitch.ovsschema) is missing")
         database.unlink(missing_ok=True)
         commands.run(["ovsdb-tool", "create", str(database), str(schema)],
                      context="creating the lab's Open vSwitch database")

@@ -23,6 +23,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from testbed.backends.netns import NetnsBackend
+    from testbed.capture.declared import place
     from testbed.lab.lifecycle import bring_up
     from testbed.lab.state import LabState, state_root
     from testbed.plan.build import build_plan
@@ -44,14 +45,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"lab {topology.name!r} is up in {time.monotonic() - began:.1f}s "
           f"(state: {state.dir}). Next: testbed inspect --lab {topology.name}; "
           f"testbed down {topology.name}")
-    captures = [link for link in topology.links if link.capture is not None]
+    captures, _ = place(topology, plan, [])  # the topology's own capture: items
     if captures:
         first = captures[0]
-        end, other = (first.b, first.a) if plan.nodes[first.a].namespace is None \
-            else (first.a, first.b)
-        iface = next((i.name for i in plan.nodes[end].interfaces if i.peer == other), "")
         print(f"note: the topology declares {len(captures)} capture(s) (first at "
-              f"{first.file}:{first.line}); they record under `testbed run`. With `up`, "
-              f"start one by hand, e.g. testbed capture {end}:{iface} --duration 60s "
-              f"-o {end}.pcap", file=sys.stderr)
+              f"{first.where}); they record under `testbed run`. With `up`, start one by "
+              f"hand, e.g. testbed capture {first.spec.node}:{first.interface} "
+              f"--duration 60s -o {first.spec.node}.pcap", file=sys.stderr)
     return 0
