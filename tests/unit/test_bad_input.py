@@ -566,44 +566,22 @@ def test_unknown_group_lists_the_groups(tmp_path: Path) -> None:
     assert p.message == "unknown group 'homepc'; groups: home-pc, office-pc"
 
 
-def test_nat_section_on_a_host(tmp_path: Path) -> None:
-    p = only_problem(tmp_path, """\
-        name: lab
-        nodes:
-          core: {kind: router}
-          pc:
-            kind: host
-            uplink: {to: core}
-            nat: {type: symmetric}
-        """)
-    assert (p.line, p.path) == (7, "nodes.pc.nat")
-    assert p.message == "nat: does not apply to kind host; it applies to: nat"
+@pytest.mark.parametrize(("node", "line", "path", "message"), [
+    ("pc: {kind: host, uplink: {to: core}, nat: {type: symmetric}}", 4, "nodes.pc.nat",
+     "nat: does not apply to kind host; it applies to: nat"),
+    ("r2: {kind: router, supernode: {max_children: 500}}", 4, "nodes.r2.supernode",
+     "supernode: does not apply to kind router; it applies to: peer"),
+    ("pc: {kind: host, uplink: {to: core}, switch: {type: ovs}}", 4, "nodes.pc.switch",
+     "switch: does not apply to kind host; it applies to: switch"),
+])
+def test_a_section_on_a_kind_it_does_not_apply_to(tmp_path: Path, node: str, line: int,
+                                                  path: str, message: str) -> None:
+    p = only_problem(tmp_path, f"name: lab\nnodes:\n  core: {{kind: router}}\n  {node}\n")
+    assert (p.line, p.path) == (line, path)
+    assert p.message == message
 
 
-def test_supernode_section_on_a_router(tmp_path: Path) -> None:
-    p = only_problem(tmp_path, """\
-        name: lab
-        nodes:
-          core:
-            kind: router
-            supernode: {max_children: 500}
-        """)
-    assert (p.line, p.path) == (5, "nodes.core.supernode")
-    assert p.message == "supernode: does not apply to kind router; it applies to: peer"
-
-
-def test_switch_section_on_a_host_and_an_unknown_switch_type(tmp_path: Path) -> None:
-    p = only_problem(tmp_path, """\
-        name: lab
-        nodes:
-          core: {kind: router}
-          pc:
-            kind: host
-            uplink: {to: core}
-            switch: {type: ovs}
-        """)
-    assert (p.line, p.path) == (7, "nodes.pc.switch")
-    assert p.message == "switch: does not apply to kind host; it applies to: switch"
+def test_an_unknown_switch_type_names_the_allowed_ones(tmp_path: Path) -> None:
     p = only_problem(tmp_path, """\
         name: lab
         nodes:
