@@ -45,12 +45,12 @@ class Scenario:
     events: list[Event]
     captures: list[Declared] = field(default_factory=list)  # `captures:`
     step_lines: tuple[int | None, ...] = ()  # where each step was written
+    expectations: list[Expectation] = field(default_factory=list)  # `expect:`
 
     def where(self, step: int) -> str:
         """file:line of a step, for messages."""
         line = self.step_lines[step] if step < len(self.step_lines) else None
         return f"{self.source}:{line}" if line else self.source
-    expectations: list[Expectation] = field(default_factory=list)  # `expect:`
 
 
 def scenario_params(path: str | Path) -> dict[str, str]:
