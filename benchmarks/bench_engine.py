@@ -20,6 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from testbed.scenario.executors import RunContext  # noqa: E402
+
 from benchmarks.tree_topology import tree_yaml  # noqa: E402
 from testbed.backends.netns import NetnsBackend  # noqa: E402
 from testbed.lab.lifecycle import bring_up, tear_down  # noqa: E402
@@ -30,7 +32,6 @@ from testbed.plan.build import build_plan  # noqa: E402
 from testbed.progress import Progress  # noqa: E402
 from testbed.scenario.actions import Event  # noqa: E402
 from testbed.scenario.engine import Engine, StepLog  # noqa: E402
-from testbed.scenario.executors import RunContext  # noqa: E402
 from testbed.topology.loader import load_topology_text  # noqa: E402
 
 

@@ -37,10 +37,11 @@ sys.path.insert(0, str(REPO))
 from benchmarks.tree_topology import tree_yaml  # noqa: E402
 from testbed.backends.netns import NetnsBackend  # noqa: E402
 from testbed.lab.lifecycle import bring_up, tear_down  # noqa: E402
-from testbed.lab.state import LabState, ProcessRecord  # noqa: E402
+from testbed.lab.state import LabState  # noqa: E402
 from testbed.plan.build import build_plan  # noqa: E402
 from testbed.plan.model import NetworkPlan  # noqa: E402
 from testbed.process import ksm, namespaces  # noqa: E402
+from testbed.process.records import ProcessRecord  # noqa: E402
 from testbed.process.supervisor import is_alive, stop  # noqa: E402
 from testbed.progress import Progress  # noqa: E402
 from testbed.topology.loader import load_topology_text  # noqa: E402

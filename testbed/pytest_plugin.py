@@ -155,8 +155,6 @@ def unique_lab_name() -> str:
 @pytest.fixture
 def lab(request: pytest.FixtureRequest, testbed_artifacts: Path) -> Iterator[LabFixture]:
     """The lab of @pytest.mark.topology, up for the test, always removed after it."""
-    import dataclasses
-
     from testbed.errors import TopologyError
     from testbed.topology.loader import load_topology
 
@@ -169,19 +167,10 @@ def lab(request: pytest.FixtureRequest, testbed_artifacts: Path) -> Iterator[Lab
     if problem:  # outside the except: no "during handling of the above exception"
         pytest.fail(problem, pytrace=False)
     require_root()
-    from testbed.backends.netns import NetnsBackend
-    from testbed.lab import lifecycle
-    from testbed.lab.state import LabState, state_root
-    from testbed.plan.build import build_plan
-    from testbed.progress import Progress
+    from testbed.lab.lab import Lab
     from testbed.testing import LabFixture
 
-    topology = dataclasses.replace(topology, name=name or unique_lab_name())
-    plan = build_plan(topology)
-    backend = NetnsBackend()
-    state = LabState(state_root(), topology.name)
-    lifecycle.bring_up(topology, plan, backend, state, Progress(enabled=False))
-    fixture = LabFixture(topology, plan, state, backend, testbed_artifacts)
+    fixture = LabFixture(Lab.up(topology, name=name or unique_lab_name()), testbed_artifacts)
     try:
         fixture.start_declared()
         yield fixture
@@ -190,10 +179,10 @@ def lab(request: pytest.FixtureRequest, testbed_artifacts: Path) -> Iterator[Lab
         if request.config.getoption("--testbed-keep-lab-on-failure") \
                 and failed(request.node):
             request.config.stash[KEPT].append(
-                f"{request.node.nodeid}: lab {topology.name} left up: sudo testbed inspect "
-                f"--lab {topology.name}; sudo testbed down {topology.name}")
+                f"{request.node.nodeid}: lab {fixture.name} left up: sudo testbed inspect "
+                f"--lab {fixture.name}; sudo testbed down {fixture.name}")
         else:
-            lifecycle.tear_down(backend, state, Progress(enabled=False))
+            fixture.down()
 
 
 @pytest.fixture
@@ -220,7 +209,7 @@ def run_scenario(request: pytest.FixtureRequest, testbed_artifacts: Path
         topology_path = find_file(topology, request.node)
         scenario_path = find_file(scenario, request.node)
         from testbed.errors import InputError
-        from testbed.scenario.session import Run, RunOptions, prepare
+        from testbed.scenario.run import Run, RunOptions, prepare
         from testbed.testing import ScenarioResults
 
         run_id = f"{scenario_path.stem}-{len(runs) + 1}"

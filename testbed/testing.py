@@ -7,19 +7,15 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from testbed.backends.netns import NetnsBackend
 from testbed.capture.declared import CaptureSet, Declared, place, place_one
 from testbed.capture.tcpdump import Capture, CaptureSpec, start_capture, update_index
 from testbed.errors import CaptureError, Problem
-from testbed.lab.state import LabState
-from testbed.plan.model import NetworkPlan
-from testbed.topology.model import Topology
+from testbed.lab.lab import Lab
 
 
 @dataclass
@@ -91,47 +87,24 @@ class CheckResult:
         assert self.passed, "expectations did not pass:\n" + self.report
 
 
-@dataclass
-class LabFixture:
-    """A lab built for one test. Its artefacts (pcaps, index, verdicts) go to `artifacts`.
-    Captures declared in the topology (`capture:` on a link) run from bring-up to
-    teardown."""
+class LabFixture(Lab):
+    """A lab built for one test: the Lab (nodes, exec, reboot, link) plus captures. Its
+    artefacts (pcaps, index, verdicts) go to `artifacts`. Captures declared in the
+    topology (`capture:` on a link) run from bring-up to teardown."""
 
-    topology: Topology
-    plan: NetworkPlan
-    state: LabState
-    backend: NetnsBackend
-    artifacts: Path
-    started_unix: float = 0.0
-    declared: CaptureSet | None = None
-    captures: list[CaptureHandle] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.topology.name
+    def __init__(self, lab: Lab, artifacts: Path) -> None:
+        super().__init__(lab.state, lab.backend, lab.topology, lab.plan)
+        self.artifacts = artifacts
+        self.started_unix = 0.0
+        self.declared: CaptureSet | None = None
+        self.captures: list[CaptureHandle] = []
 
     @property
     def index(self) -> Path:
         return self.artifacts / "captures" / "index.json"
 
     def ns(self, node: str) -> str:
-        namespace = self.plan.nodes[node].namespace
-        if namespace is None:
-            raise KeyError(f"{node} is a {self.plan.nodes[node].kind}: no namespace")
-        return namespace
-
-    def addr(self, node: str) -> str:
-        """The node's first emulated address (no prefix)."""
-        address = self.plan.nodes[node].primary_address()
-        if address is None:
-            raise KeyError(f"{node} has no address")
-        return address
-
-    def exec(self, node: str, *argv: str, timeout: float = 30, check: bool = False
-             ) -> subprocess.CompletedProcess[str]:
-        """Run a command inside the node's namespace."""
-        return subprocess.run(["ip", "netns", "exec", self.ns(node), *argv],
-                              capture_output=True, text=True, timeout=timeout, check=check)
+        return self[node].namespace
 
     def start_declared(self) -> None:
         placed, problems = place(self.topology, self.plan, [])

@@ -8,18 +8,12 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from testbed.backends.netns import NetnsBackend
-from testbed.lab.lifecycle import bring_up, tear_down
-from testbed.lab.state import LabState
-from testbed.plan.build import build_plan
-from testbed.plan.model import NetworkPlan
+from testbed.lab.lab import Lab
 from testbed.progress import Progress
-from testbed.topology.loader import load_topology
 
 IS_ROOT = os.geteuid() == 0
 REPO = Path(__file__).resolve().parents[1]
@@ -35,14 +29,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@dataclass
-class RunningLab:
-    """A lab built for a test: run commands in its nodes, look up addresses."""
+class RunningLab(Lab):
+    """A lab built for a test (through Lab.up, like every lab): plus helpers to run
+    commands in its nodes and look up addresses."""
 
-    plan: NetworkPlan
-    state: LabState
-    backend: NetnsBackend
-    topology_file: Path
+    def __init__(self, lab: Lab, topology_file: Path) -> None:
+        super().__init__(lab.state, lab.backend, lab.topology, lab.plan)
+        self.topology_file = topology_file
 
     def ns(self, node: str) -> str:
         namespace = self.plan.nodes[node].namespace
@@ -54,7 +47,7 @@ class RunningLab:
         assert address, f"{node} has no address"
         return address
 
-    def exec(self, node: str, *argv: str, timeout: float = 30,
+    def exec(self, node: str, *argv: str, timeout: float | None = 30,
              check: bool = False) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["ip", "netns", "exec", self.ns(node), *argv],
                               capture_output=True, text=True, timeout=timeout, check=check)
@@ -78,9 +71,8 @@ class RunningLab:
             capture_output=True, text=True, timeout=timeout + 5)
         return result.stdout
 
-    def down(self) -> None:
-        if self.state.exists():
-            tear_down(self.backend, self.state, Progress(enabled=False))
+    def down(self, progress: Progress | None = None) -> list[str]:
+        return super().down(progress) if self.state.exists() else []
 
 
 def unique_lab_name(prefix: str = "t") -> str:
@@ -107,12 +99,7 @@ def make_lab(tmp_path: Path, state_root: Path) -> Iterator[Callable[..., Running
         text = f"name: {name}\n" + textwrap.dedent(yaml_text)
         path = tmp_path / f"{name}.yaml"
         path.write_text(text)
-        topology = load_topology(path)
-        plan = build_plan(topology)
-        backend = NetnsBackend()
-        state = LabState(state_root, name)
-        bring_up(topology, plan, backend, state, Progress(enabled=False))
-        lab = RunningLab(plan, state, backend, path)
+        lab = RunningLab(Lab.up(path, state_dir=state_root), path)
         labs.append(lab)
         return lab
 

@@ -1,28 +1,42 @@
-"""A backend that builds nothing: for unit tests of lab lifecycle logic without root.
+"""A backend that builds nothing: for unit tests of the lab and the scenario engine without
+root.
 
 It journals and "creates" namespaces in memory, can be told to fail at a given step, and
-records what it was asked to do, so rollback and journal handling can be tested quickly.
-Never used on a path a user runs.
+records every call it gets (`calls`, as "method node-or-device ..."), so rollback, journal
+handling and what a scenario step does to a lab can be tested quickly. Processes are
+records with made-up pids that never run. Never used on a path a user runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
+from testbed.backends.base import Capabilities, Checkpoint, StateStore, no_check
 from testbed.errors import BackendError
-from testbed.lab.interrupts import no_signal_check
-from testbed.lab.state import LabState
-from testbed.plan.model import NetworkPlan
+from testbed.plan.model import NetworkPlan, PlannedNode, Shaping, VethEnd
+from testbed.process.records import ProcessRecord
 from testbed.progress import Progress
 
 
 class FakeBackend:
     name = "fake"
 
-    def __init__(self, fail_after_namespaces: int | None = None) -> None:
+    def __init__(self, fail_after_namespaces: int | None = None, netem: bool = True,
+                 services_per_node: int = 1) -> None:
         self.fail_after_namespaces = fail_after_namespaces
+        self.netem = netem
+        self.services_per_node = services_per_node
         self.existing: set[str] = set()
         self.calls: list[str] = []
+        self.commands: list[tuple[str, tuple[str, ...]]] = []
+        self._pids = itertools.count(4_000_000)  # above any real pid_max default
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(netem=self.netem)
 
     def preflight(self, plan: NetworkPlan) -> None:
         self.calls.append("preflight")
@@ -30,8 +44,8 @@ class FakeBackend:
         if taken:
             raise BackendError(f"namespace {taken[0]} already exists")
 
-    def build(self, plan: NetworkPlan, state: LabState, progress: Progress,
-              checkpoint: Callable[[], None] = no_signal_check) -> None:
+    def build(self, plan: NetworkPlan, state: StateStore, progress: Progress,
+              checkpoint: Checkpoint = no_check) -> None:
         self.calls.append("build")
         for count, ns in enumerate(plan.namespaces()):
             if self.fail_after_namespaces is not None and count >= self.fail_after_namespaces:
@@ -39,10 +53,55 @@ class FakeBackend:
             state.record({"op": "netns", "name": ns})
             self.existing.add(ns)
 
-    def teardown(self, state: LabState, progress: Progress) -> list[str]:
+    def teardown(self, state: StateStore, progress: Progress) -> list[str]:
         self.calls.append("teardown")
         journal = state.read()
         for ns in journal.namespaces:
             self.existing.discard(ns)
         state.remove()
         return [f"removed {len(journal.namespaces)} namespaces"]
+
+    def start_services(self, node: PlannedNode, plan: NetworkPlan, state: StateStore,
+                       progress: Progress | None = None, checkpoint: Checkpoint = no_check
+                       ) -> list[ProcessRecord]:
+        self.calls.append(f"start_services {node.name}")
+        records = [ProcessRecord(node.name, f"service{i}", next(self._pids), 0,
+                                 node.namespace or "", "")
+                   for i in range(self.services_per_node)]
+        for record in records:
+            state.record({"op": "process", **record.__dict__})
+        return records
+
+    def start_process(self, node: str, service: str, namespace: str, argv: Sequence[str],
+                      env: Mapping[str, str], cwd: Path, log: Path) -> ProcessRecord:
+        self.calls.append(f"start_process {service} {namespace}")
+        return ProcessRecord(node, service, next(self._pids), 0, namespace, str(log))
+
+    def stop_processes(self, records: Sequence[ProcessRecord], grace: float | None
+                       ) -> None:
+        self.calls.append(f"stop_processes {len(records)} grace={grace}")
+
+    def set_links(self, node: PlannedNode, up: bool) -> None:
+        self.calls.append(f"set_links {node.name} {'up' if up else 'down'}")
+
+    def set_link_end(self, end: VethEnd, up: bool) -> None:
+        self.calls.append(f"set_link_end {end.name} {'up' if up else 'down'}")
+
+    def shape(self, end: VethEnd, shaping: Shaping, receiver: VethEnd,
+              loss: float | None) -> None:
+        self.calls.append(f"shape {end.name} rate={shaping.rate} loss={loss}")
+
+    def apply_rules(self, namespace: str, ruleset: str, context: str) -> None:
+        self.calls.append(f"apply_rules {namespace}")
+
+    def remove_rules(self, namespace: str, family: str, table: str) -> None:
+        self.calls.append(f"remove_rules {namespace} {table}")
+
+    def run(self, namespace: str, argv: Sequence[str], timeout: float | None = 30.0,
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        self.commands.append((namespace, tuple(argv)))
+        return subprocess.CompletedProcess(list(argv), 0, "", "")
+
+    def popen(self, namespace: str, argv: Sequence[str], **kwargs: Any
+              ) -> subprocess.Popen[str]:
+        raise BackendError("the fake backend runs no processes")

@@ -11,29 +11,30 @@ and no namespace has a link to the real network.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from testbed.backends.base import Capabilities, Checkpoint, StateStore, no_check
 from testbed.backends.ovs import OvsSwitches
 from testbed.backends.ovs import preflight as ovs_preflight
 from testbed.errors import BackendError, ProcessError
-from testbed.lab import interrupts
-from testbed.lab.state import LabState, ProcessRecord
 from testbed.links.shaping import loss_without_netem, nft_loss_table, tc_lines
 from testbed.nodes.base import NodeSetup
 from testbed.nodes.registry import KindRegistry, default_registry
 from testbed.nodes.templating import placeholder_values, render_argv
-from testbed.plan.model import NetworkPlan, PlannedNode, VethEnd
+from testbed.plan.model import NetworkPlan, PlannedNode, Shaping, VethEnd
 from testbed.process import commands, namespaces
 from testbed.process.launcher import request_fork
-from testbed.process.supervisor import Supervisor, is_alive
+from testbed.process.records import ProcessRecord
+from testbed.process.supervisor import Supervisor, is_alive, signal_group, stop
 from testbed.progress import Progress
 
 T = TypeVar("T")
@@ -44,6 +45,7 @@ QUIET_SYSCTLS = {
     "net.ipv6.conf.default.disable_ipv6": "1",
 }
 CHUNK = 200
+RUNTIME_LOSS_TABLE = "testbed_loss_runtime"  # extra loss set at run time, one per device
 
 
 class NetnsBackend:
@@ -57,7 +59,10 @@ class NetnsBackend:
         self._launcher_socket: Path | None = None
 
     # --- checks ---------------------------------------------------------------------
-    def have_netem(self) -> bool:
+    def capabilities(self) -> Capabilities:
+        return Capabilities(netem=self._have_netem())
+
+    def _have_netem(self) -> bool:
         """Probe once, in a throw-away namespace that vanishes with the probe."""
         if self._netem is None:
             probe = subprocess.run(
@@ -77,7 +82,7 @@ class NetnsBackend:
             raise BackendError(
                 f"{len(taken)} namespaces of lab {plan.lab!r} already exist (e.g. {taken[0]}):"
                 f" is the lab up already? Run `testbed down {plan.lab}` first")
-        netem = self.have_netem()
+        netem = self._have_netem()
         for veth in plan.veths:
             for end in (veth.a, veth.b):
                 tc_lines(end.name, end.shaping, netem)  # raises MissingKernelFeature
@@ -87,8 +92,8 @@ class NetnsBackend:
             commands.require_tools("tinyproxy")
 
     # --- build ----------------------------------------------------------------------
-    def build(self, plan: NetworkPlan, state: LabState, progress: Progress,
-              checkpoint: Callable[[], None] = interrupts.no_signal_check) -> None:
+    def build(self, plan: NetworkPlan, state: StateStore, progress: Progress,
+              checkpoint: Checkpoint = no_check) -> None:
         spaces = plan.namespaces()
         progress.stage("namespaces", len(spaces))
         for chunk in _chunks(spaces, CHUNK):
@@ -184,7 +189,7 @@ class NetnsBackend:
     def _ingress_losses(self, plan: NetworkPlan) -> dict[str, dict[str, float]]:
         """Without netem, an end's egress loss is dropped where its veth peer receives
         (namespace -> {device: loss}): silent for the sender, as on a real line."""
-        netem = self.have_netem()
+        netem = self._have_netem()
         losses: dict[str, dict[str, float]] = defaultdict(dict)
         for veth in plan.veths:
             for sender, receiver in ((veth.a, veth.b), (veth.b, veth.a)):
@@ -194,7 +199,7 @@ class NetnsBackend:
         return losses
 
     def _shaping(self, ends: Iterable[VethEnd]) -> list[str]:
-        netem = self.have_netem()
+        netem = self._have_netem()
         return [line for end in ends for line in tc_lines(end.name, end.shaping, netem)]
 
     def _configure_shared(self, ns: str, ends: list[VethEnd], losses: dict[str, float]
@@ -230,9 +235,8 @@ class NetnsBackend:
                          context=f"firewall/NAT rules of {node.name}")
         namespaces.write_sysctls(ns, setup.sysctls)
 
-    def start_services(self, node: PlannedNode, plan: NetworkPlan, state: LabState,
-                       progress: Progress | None = None,
-                       checkpoint: Callable[[], None] = interrupts.no_signal_check
+    def start_services(self, node: PlannedNode, plan: NetworkPlan, state: StateStore,
+                       progress: Progress | None = None, checkpoint: Checkpoint = no_check
                        ) -> list[ProcessRecord]:
         """Start a node's services (at `up`, and again when a scenario restarts the node:
         files already in its state directory, such as a host cache, are kept)."""
@@ -266,7 +270,7 @@ class NetnsBackend:
                 progress.advance()
         return started
 
-    def _launcher(self, plan: NetworkPlan, state: LabState) -> Path:
+    def _launcher(self, plan: NetworkPlan, state: StateStore) -> Path:
         """The lab's pre-forking peer launcher, started on first use in the lab's
         management namespace and journaled like any service."""
         socket_path = state.dir / "launcher.sock"
@@ -288,13 +292,77 @@ class NetnsBackend:
             self._launcher_socket = socket_path
         return self._launcher_socket
 
+    def start_process(self, node: str, service: str, namespace: str, argv: Sequence[str],
+                      env: Mapping[str, str], cwd: Path, log: Path) -> ProcessRecord:
+        return self.supervisor.start(node=node, service=service, namespace=namespace,
+                                     argv=tuple(argv), env=env, cwd=cwd, log=log)
+
+    def stop_processes(self, records: Sequence[ProcessRecord], grace: float | None
+                       ) -> None:
+        if grace is not None:
+            stop(records, grace=grace, supervisor=self.supervisor)
+        else:
+            for record in records:
+                signal_group(record, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(is_alive(r) for r in records):
+            self.supervisor.reap()
+            time.sleep(0.01)
+
+    # --- links and rules at run time --------------------------------------------------
+    def set_links(self, node: PlannedNode, up: bool) -> None:
+        state = "up" if up else "down"
+        lines = [f"link set dev {i.name} {state}" for i in node.interfaces]
+        if up:
+            lines += [f"route replace {r.destination} via {r.via}" for r in node.routes]
+        commands.batch("ip", lines, namespace=node.namespace or "",
+                       context=f"{node.name}: links {state}")
+
+    def set_link_end(self, end: VethEnd, up: bool) -> None:
+        commands.batch("ip", [f"link set dev {end.name} {'up' if up else 'down'}"],
+                       namespace=end.namespace, context=f"link {end.name}")
+
+    def shape(self, end: VethEnd, shaping: Shaping, receiver: VethEnd,
+              loss: float | None) -> None:
+        netem = self._have_netem()
+        commands.run(["ip", "netns", "exec", end.namespace, "tc", "qdisc", "del", "dev",
+                      end.name, "root"], check=False, context="clearing qdiscs")
+        commands.batch("tc", tc_lines(end.name, shaping, netem), namespace=end.namespace,
+                       context=f"shaping {end.name}")
+        # extra loss is dropped where the far end receives, in a table of its own
+        table = f"{RUNTIME_LOSS_TABLE}_{_safe(receiver.name)}"
+        self.remove_rules(receiver.namespace, "netdev", table)
+        if loss:
+            ruleset = nft_loss_table({receiver.name: loss}).replace(
+                "table netdev testbed_loss", f"table netdev {table}", 1)
+            self.apply_rules(receiver.namespace, ruleset, f"loss on {receiver.name}")
+
+    def apply_rules(self, namespace: str, ruleset: str, context: str) -> None:
+        commands.run(["ip", "netns", "exec", namespace, "nft", "-f", "-"], stdin=ruleset,
+                     context=context)
+
+    def remove_rules(self, namespace: str, family: str, table: str) -> None:
+        commands.run(["ip", "netns", "exec", namespace, "nft", "delete", "table", family,
+                      table], check=False, context=f"removing nft table {table}")
+
+    # --- commands -----------------------------------------------------------------------
+    def run(self, namespace: str, argv: Sequence[str], timeout: float | None = 30.0,
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ip", "netns", "exec", namespace, *argv], input=stdin,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+    def popen(self, namespace: str, argv: Sequence[str], **kwargs: Any
+              ) -> subprocess.Popen[str]:
+        kwargs.setdefault("text", True)
+        return subprocess.Popen(["ip", "netns", "exec", namespace, *argv], **kwargs)
+
     def _parallel(self, work: Callable[[T], None], items: Sequence[T]) -> None:
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             for future in [pool.submit(work, item) for item in items]:
                 future.result()  # re-raises the first failure
 
     # --- teardown -------------------------------------------------------------------
-    def teardown(self, state: LabState, progress: Progress) -> list[str]:
+    def teardown(self, state: StateStore, progress: Progress) -> list[str]:
         from testbed.lab.cleanup import clean
 
         return clean(state, progress, self.supervisor)
@@ -321,6 +389,10 @@ def _veth_line(a: VethEnd, b: VethEnd, here: str) -> str:
 def _software_checksums(end: VethEnd) -> None:
     commands.run(["ip", "netns", "exec", end.namespace, "ethtool", "-K", end.name, "tx", "off"],
                  context=f"checksums in software on {end.name}")
+
+
+def _safe(device: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in device)
 
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:

@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from testbed.backends.base import StateStore
 from testbed.errors import BackendError, MissingKernelFeature
-from testbed.lab.state import LabState, ProcessRecord
 from testbed.plan.model import NetworkPlan
 from testbed.process import commands
+from testbed.process.records import ProcessRecord
 from testbed.process.supervisor import Supervisor, is_alive
 
 TOOLS = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ethtool")
@@ -52,7 +53,7 @@ def _schema() -> Path:
 class OvsSwitches:
     """The lab's own Open vSwitch: start it, then add bridges and ports."""
 
-    def __init__(self, plan: NetworkPlan, state: LabState, supervisor: Supervisor) -> None:
+    def __init__(self, plan: NetworkPlan, state: StateStore, supervisor: Supervisor) -> None:
         self.plan = plan
         self.state = state
         self.supervisor = supervisor

@@ -38,7 +38,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from testbed.cli.run import options_from
-    from testbed.scenario.session import Run, prepare
+    from testbed.scenario.run import Run, prepare
 
     overrides = [f"{k}={v}" for k, v in QUICK.items()] if args.quick else []
     runs = []

@@ -21,8 +21,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from testbed.backends.netns import NetnsBackend
-    from testbed.lab.lifecycle import tear_down
+    from testbed.lab.lab import Lab, default_backend
     from testbed.lab.state import list_labs, state_root
     from testbed.progress import Progress
 
@@ -36,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"lab {name!r} is not up; nothing to do" if name else "no lab is up; nothing to do")
         return 0
     state = find(args, name)
-    notes = tear_down(NetnsBackend(), state, Progress(enabled=not args.quiet))
+    notes = Lab(state, default_backend()).down(Progress(enabled=not args.quiet))
     for note in notes:
         print(f"  {note}", file=sys.stderr)
     print(f"lab {state.lab!r} is down")

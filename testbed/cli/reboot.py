@@ -28,9 +28,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from testbed.lab.runtime import LabRuntime
+    from testbed.lab.lab import Lab, default_backend
 
-    runtime = LabRuntime.attach(find(args))
+    runtime = Lab(find(args), default_backend()).runtime
     for node in args.nodes:
         runtime.node(node)  # unknown or namespace-less nodes fail before anything happens
     for node in args.nodes:

@@ -87,7 +87,7 @@ def duration_arg(text: str) -> float:
 def options_from(args: argparse.Namespace) -> Any:
     from testbed.cli.common import parse_overrides
     from testbed.metrics.forward import default_ui_address
-    from testbed.scenario.session import RunOptions
+    from testbed.scenario.run import RunOptions
 
     overrides = parse_overrides(args.overrides)
     return RunOptions(topology=Path(args.topology), scenario=Path(args.scenario),
@@ -99,7 +99,7 @@ def options_from(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from testbed.scenario.session import Run, prepare
+    from testbed.scenario.run import Run, prepare
 
     options = options_from(args)
     prepared = prepare(options)

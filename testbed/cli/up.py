@@ -22,30 +22,25 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from testbed.backends.netns import NetnsBackend
     from testbed.capture.declared import place
-    from testbed.lab.lifecycle import bring_up
-    from testbed.lab.state import LabState, state_root
-    from testbed.plan.build import build_plan
+    from testbed.lab.lab import Lab
     from testbed.progress import Progress
 
     topology = load(args)
-    plan = build_plan(topology)
-    state = LabState(state_root(args.state_dir), topology.name)
-    progress = Progress(enabled=not args.quiet)
     began = time.monotonic()
     if not args.quiet:
-        print(f"building lab {topology.name!r}: {len(topology.nodes)} nodes, "
-              f"{len(plan.veths)} links", file=sys.stderr)
+        print(f"building lab {topology.name!r}: {len(topology.nodes)} nodes",
+              file=sys.stderr)
     try:
-        bring_up(topology, plan, NetnsBackend(), state, progress)
+        lab = Lab.up(topology, state_dir=args.state_dir,
+                     progress=Progress(enabled=not args.quiet))
     except KeyboardInterrupt:
         print(f"interrupted: lab {topology.name!r} was rolled back", file=sys.stderr)
         raise
     print(f"lab {topology.name!r} is up in {time.monotonic() - began:.1f}s "
-          f"(state: {state.dir}). Next: testbed inspect --lab {topology.name}; "
-          f"testbed down {topology.name}")
-    captures, _ = place(topology, plan, [])  # the topology's own capture: items
+          f"({len(lab.plan.veths)} links; state: {lab.state.dir}). Next: testbed inspect "
+          f"--lab {topology.name}; testbed down {topology.name}")
+    captures, _ = place(topology, lab.plan, [])  # the topology's own capture: items
     if captures:
         first = captures[0]
         print(f"note: the topology declares {len(captures)} capture(s) (first at "

@@ -15,13 +15,13 @@ import os
 import signal
 import time
 
-from testbed.lab.state import LabState
+from testbed.backends.base import StateStore
 from testbed.process import commands, namespaces
 from testbed.process.supervisor import Supervisor, running, stop
 from testbed.progress import Progress
 
 
-def clean(state: LabState, progress: Progress, supervisor: Supervisor | None = None
+def clean(state: StateStore, progress: Progress, supervisor: Supervisor | None = None
           ) -> list[str]:
     notes: list[str] = []
     journal = state.read()

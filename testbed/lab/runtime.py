@@ -13,31 +13,26 @@ restart wave acts on many hosts concurrently).
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import threading
-import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-from testbed.backends.netns import NetnsBackend
+from testbed.backends.base import Backend
 from testbed.errors import StepError
-from testbed.lab.state import LabState, ProcessRecord
-from testbed.links.change import parse_link_change
-from testbed.links.shaping import nft_loss_table, tc_lines
+from testbed.lab.state import LabState
+from testbed.links.change import LinkChange
 from testbed.plan.model import NetworkPlan, PlannedNode, Shaping, VethEnd
-from testbed.process import commands
-from testbed.process.supervisor import is_alive, signal_group, stop
-from testbed.units import UnitError
+from testbed.process.records import ProcessRecord
+from testbed.process.supervisor import is_alive
 
 GRACE_SECONDS = 3.0
 PARTITION_TABLE = "testbed_partition"
-LOSS_TABLE = "testbed_loss_runtime"
 
 
 class LabRuntime:
-    def __init__(self, plan: NetworkPlan, state: LabState, backend: NetnsBackend) -> None:
+    """What can be done to a running lab's nodes, through its backend only."""
+
+    def __init__(self, plan: NetworkPlan, state: LabState, backend: Backend) -> None:
         self.plan = plan
         self.state = state
         self.backend = backend
@@ -46,21 +41,6 @@ class LabRuntime:
         for record in state.read().processes:
             if record.node:
                 self._processes.setdefault(record.node, []).append(record)
-
-    @classmethod
-    def attach(cls, state: LabState) -> LabRuntime:
-        """For a lab built by another command (`testbed up`): the plan is rebuilt from the
-        lab's copy of its topology and parameters (plans are deterministic)."""
-        from testbed.plan.build import build_plan
-        from testbed.topology.loader import load_topology
-
-        summary = state.summary()
-        copy = state.dir / "topology.yaml"
-        source = copy if copy.exists() else Path(summary["source"])
-        params = {k: str(v).lower() if isinstance(v, bool) else str(v)
-                  for k, v in (summary.get("params") or {}).items()}
-        plan = build_plan(load_topology(source, params))
-        return cls(plan, state, NetnsBackend())
 
     # --- nodes ----------------------------------------------------------------------
     def node(self, name: str) -> PlannedNode:
@@ -81,15 +61,7 @@ class LabRuntime:
         """End the node's services; returns how many were running. `graceful` sends
         SIGTERM and waits a little before SIGKILL, `hard` is SIGKILL at once."""
         live = self.live_processes(self.node(name).name)
-        if mode == "graceful":
-            stop(live, grace=GRACE_SECONDS, supervisor=self.backend.supervisor)
-        else:
-            for record in live:
-                signal_group(record, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(is_alive(r) for r in live):
-            self.backend.supervisor.reap()
-            time.sleep(0.01)
+        self.backend.stop_processes(live, GRACE_SECONDS if mode == "graceful" else None)
         with self._lock:
             self._processes[name] = [r for r in self._processes.get(name, []) if is_alive(r)]
         return len(live)
@@ -107,13 +79,7 @@ class LabRuntime:
     def links(self, name: str, up: bool) -> None:
         """Data links down (mgmt stays: it is the testbed's, not the node's) or up again
         with the node's routes (the kernel drops routes through a link that goes down)."""
-        node = self.node(name)
-        state = "up" if up else "down"
-        lines = [f"link set dev {i.name} {state}" for i in node.interfaces]
-        if up:
-            lines += [f"route replace {r.destination} via {r.via}" for r in node.routes]
-        commands.batch("ip", lines, namespace=node.namespace or "",
-                       context=f"{name}: links {state}")
+        self.backend.set_links(self.node(name), up)
 
     def host_down(self, name: str, mode: str = "hard") -> int:
         self.node(name)
@@ -146,22 +112,17 @@ class LabRuntime:
                     return mine, far
         raise StepError(f"{name} has no uplink to change")
 
-    def set_link(self, name: str, change: dict[str, Any]) -> None:
+    def set_link(self, name: str, values: LinkChange) -> None:
         """Change the node's uplink: `bandwidth` (both ways), `up`, `down`, `loss`, `queue`,
-        `delay` and `jitter` (each direction; these need sch_netem)."""
-        try:
-            values = parse_link_change(change)
-        except UnitError as exc:
-            raise StepError(f"set_link: {exc}") from None
+        `delay` and `jitter` (each direction; these need sch_netem). `values` as parsed
+        when the scenario was loaded (links/change.py)."""
         mine, far = self.uplink(name)
-        both = values.get("bandwidth")
-        common = {"queue": values.get("queue"), "delay": values.get("delay"),
-                  "jitter": values.get("jitter")}
-        loss = values.get("loss")
-        self._shape(mine, _changed(mine.shaping, rate=values.get("up", both), **common),
-                    far, loss)
-        self._shape(far, _changed(far.shaping, rate=values.get("down", both), **common),
-                    mine, loss)
+        both = values.bandwidth
+        common = {"queue": values.queue, "delay": values.delay, "jitter": values.jitter}
+        up = values.up if values.up is not None else both
+        down = values.down if values.down is not None else both
+        self._shape(mine, _changed(mine.shaping, rate=up, **common), far, values.loss)
+        self._shape(far, _changed(far.shaping, rate=down, **common), mine, values.loss)
 
     def reset_link(self, name: str) -> None:
         """Back to the topology's shaping."""
@@ -171,20 +132,7 @@ class LabRuntime:
 
     def _shape(self, end: VethEnd, shaping: Shaping, receiver: VethEnd,
                loss: float | None) -> None:
-        netem = self.backend.have_netem()
-        commands.run(["ip", "netns", "exec", end.namespace, "tc", "qdisc", "del", "dev",
-                      end.name, "root"], check=False, context="clearing qdiscs")
-        commands.batch("tc", tc_lines(end.name, shaping, netem), namespace=end.namespace,
-                       context=f"shaping {end.name}")
-        # extra loss is dropped where the far end receives, in a table of its own
-        table = f"{LOSS_TABLE}_{_safe(receiver.name)}"
-        commands.run(["ip", "netns", "exec", receiver.namespace, "nft", "delete", "table",
-                      "netdev", table], check=False, context="clearing runtime loss")
-        if loss:
-            ruleset = nft_loss_table({receiver.name: loss}).replace(
-                "table netdev testbed_loss", f"table netdev {table}", 1)
-            commands.run(["ip", "netns", "exec", receiver.namespace, "nft", "-f", "-"],
-                         stdin=ruleset, context=f"loss on {receiver.name}")
+        self.backend.shape(end, shaping, receiver, loss)
 
     # --- partitions -----------------------------------------------------------------
     def partition(self, name: str) -> None:
@@ -197,13 +145,11 @@ class LabRuntime:
             f"  chain in {{ type filter hook input priority -50; policy drop; {keep} }}\n"
             f"  chain out {{ type filter hook output priority -50; policy drop; {keep_out} }}\n"
             "  chain through { type filter hook forward priority -50; policy drop; }\n}\n")
-        commands.run(["ip", "netns", "exec", node.namespace or "", "nft", "-f", "-"],
-                     stdin=ruleset, context=f"partitioning {name}")
+        self.backend.apply_rules(node.namespace or "", ruleset, f"partitioning {name}")
 
     def heal(self, name: str) -> None:
         node = self.node(name)
-        commands.run(["ip", "netns", "exec", node.namespace or "", "nft", "delete", "table",
-                      "inet", PARTITION_TABLE], check=False, context=f"healing {name}")
+        self.backend.remove_rules(node.namespace or "", "inet", PARTITION_TABLE)
 
     # --- the peer's control API -----------------------------------------------------
     @property
@@ -214,10 +160,10 @@ class LabRuntime:
         """GET a path of the node's peer control API, from the management namespace."""
         node = self.node(name)
         address = (node.mgmt_address or "").split("/")[0]
-        result = subprocess.run(
-            ["ip", "netns", "exec", self.plan.mgmt_namespace, "curl", "-sf", "-m",
-             str(timeout), f"http://{address}:{self.metrics_port}{path}"],
-            capture_output=True, text=True, timeout=timeout + 5, check=False)
+        result = self.backend.run(
+            self.plan.mgmt_namespace,
+            ["curl", "-sf", "-m", str(timeout), f"http://{address}:{self.metrics_port}{path}"],
+            timeout=timeout + 5)
         if result.returncode != 0:
             raise StepError(f"{name}: control API {path} failed (curl exit "
                                 f"{result.returncode}): is its peer running?")
@@ -227,8 +173,4 @@ class LabRuntime:
 def _changed(shaping: Shaping, **changes: Any) -> Shaping:
     """The shaping with the given fields replaced (None: left as it was)."""
     return replace(shaping, **{k: v for k, v in changes.items() if v is not None})
-
-
-def _safe(device: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in device)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed.errors import LabError
+from testbed.process.records import ProcessRecord
 
 DEFAULT_STATE_ROOT = Path("/run/testbed")
 
@@ -35,16 +36,6 @@ def state_root(explicit: str | Path | None = None) -> Path:
         return Path(explicit)
     env = os.environ.get("TESTBED_STATE_DIR")
     return Path(env) if env else DEFAULT_STATE_ROOT
-
-
-@dataclass
-class ProcessRecord:
-    node: str
-    service: str
-    pid: int
-    start_time: int  # /proc/PID/stat field 22: tells a reused pid from ours
-    namespace: str
-    log: str
 
 
 @dataclass

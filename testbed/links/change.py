@@ -4,6 +4,7 @@ their units, checked when the scenario is loaded so a typo fails before any lab 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from testbed.units import UnitError, parse_bandwidth, parse_duration, parse_ratio
@@ -44,13 +45,26 @@ def check_link_change(change: dict[str, Any]) -> list[str]:
     return problems
 
 
-def parse_link_change(change: dict[str, Any]) -> dict[str, Any]:
-    """The change with its values in base units (bit/s, seconds, ratio); raises
-    UnitError naming what is wrong."""
+@dataclass(frozen=True)
+class LinkChange:
+    """A `link:` mapping in base units (bit/s, seconds, ratio, packets); None: unchanged."""
+
+    bandwidth: int | None = None
+    up: int | None = None
+    down: int | None = None
+    loss: float | None = None
+    queue: int | None = None
+    delay: float | None = None
+    jitter: float | None = None
+
+
+def parse_link_change(change: dict[str, Any]) -> LinkChange:
+    """The change, parsed once when the scenario is loaded; raises UnitError naming
+    what is wrong."""
     problems = check_link_change(change)
     if problems:
         raise UnitError("; ".join(problems))
-    return {key: LINK_KEYS[key](value) for key, value in change.items()}
+    return LinkChange(**{key: LINK_KEYS[key](value) for key, value in change.items()})
 
 
 def needs_netem(change: dict[str, Any]) -> bool:

@@ -19,11 +19,11 @@ from typing import Any
 
 import yaml
 
+from testbed.backends.base import ProcessControl, StateStore
 from testbed.errors import LabError
-from testbed.lab.state import LabState
 from testbed.metrics.forward import LoopbackForwarder
 from testbed.plan.model import NetworkPlan
-from testbed.process.supervisor import Supervisor, is_alive, stop
+from testbed.process.supervisor import is_alive
 
 PROMETHEUS_PORT = 9090
 
@@ -67,8 +67,8 @@ def _duration(seconds: float) -> str:
 
 
 class PrometheusServer:
-    def __init__(self, plan: NetworkPlan, state: LabState, workdir: Path,
-                 supervisor: Supervisor, interval: float = 1.0, ui_port: int = 9090,
+    def __init__(self, plan: NetworkPlan, state: StateStore, workdir: Path,
+                 processes: ProcessControl, interval: float = 1.0, ui_port: int = 9090,
                  ui_address: str = "127.0.0.1") -> None:
         self.plan = plan
         self.state = state
@@ -76,7 +76,7 @@ class PrometheusServer:
         # (`testbed run --results results`) would be resolved twice
         self.workdir = workdir.resolve()
         self.data = self.workdir / "data"
-        self.supervisor = supervisor
+        self.processes = processes
         self.interval = interval
         self.ui_port = ui_port
         self.ui_address = ui_address
@@ -97,7 +97,7 @@ class PrometheusServer:
         self.data.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "prometheus.yml"
         config.write_text(config_text(self.plan, metrics_port, exporter, self.interval))
-        self.record = self.supervisor.start(
+        self.record = self.processes.start_process(
             node="", service="prometheus", namespace=self.plan.mgmt_namespace,
             argv=(binary, f"--config.file={config}", f"--storage.tsdb.path={self.data}",
                   f"--web.listen-address={self.hub}:{PROMETHEUS_PORT}",
@@ -175,4 +175,4 @@ class PrometheusServer:
         if self.forwarder is not None:
             self.forwarder.close()
         if self.record is not None:
-            stop([self.record], grace=10, supervisor=self.supervisor)
+            self.processes.stop_processes([self.record], grace=10)

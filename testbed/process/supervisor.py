@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from testbed.errors import ProcessError
-from testbed.lab.state import ProcessRecord
 from testbed.process import namespaces
+from testbed.process.records import ProcessRecord
 
 
 def start_time(pid: int) -> int | None:

@@ -21,14 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed.errors import StepFailed
-from testbed.scenario.actions import Event
-from testbed.scenario.executors import (
-    HOLDING_ACTIONS,
-    LASTING_ACTIONS,
-    NODE_ACTIONS,
-    TIMELINE_ACTIONS,
-    RunContext,
-)
+from testbed.scenario.actions import ActionRegistry, Event, RunContext, default_actions
 
 Clock = Callable[[], float]
 
@@ -49,8 +42,11 @@ class StepLog:
 
 class Engine:
     def __init__(self, events: list[Event], context: RunContext, log: StepLog,
-                 clock: Clock = time.monotonic, workers: int = 32) -> None:
-        unknown = sorted({e.action for e in events} - set(NODE_ACTIONS) - set(TIMELINE_ACTIONS))
+                 clock: Clock = time.monotonic, workers: int = 32,
+                 actions: ActionRegistry | None = None) -> None:
+        self.actions = actions or default_actions()
+        known = set(self.actions.node_events) | set(self.actions.timeline_events)
+        unknown = sorted({e.action for e in events} - known)
         if unknown:
             raise ValueError(f"no executor for event action(s): {', '.join(unknown)}")
         self.events = sorted(events, key=lambda e: (e.time, e.step))
@@ -95,10 +91,10 @@ class Engine:
                             return False
                         self.current_step = event.step
                         self.context.exporter.event(event.action, event.step)
-                        if event.action in TIMELINE_ACTIONS:
+                        if event.action in self.actions.timeline_events:
                             self._timeline(event)
                         else:
-                            runner = lasting if event.action in LASTING_ACTIONS else pool
+                            runner = lasting if event.action in self.actions.lasting else pool
                             for node in event.nodes:
                                 self._pending.append(runner.submit(self._node, event, node))
                         self._pending = [f for f in self._pending if not f.done()]
@@ -125,13 +121,13 @@ class Engine:
         due = event.time + self.held
         actual = self.elapsed()
         try:
-            outcome = TIMELINE_ACTIONS[event.action](self.context, dict(event.params))
+            outcome = self.actions.timeline_events[event.action](self.context, dict(event.params))
         except StepFailed as exc:  # logged, then the run stops
             self.log.write(self._entry(event, due, actual, f"failed: {exc}"))
             raise
         except Exception as exc:  # noqa: BLE001 - logged; the run goes on
             outcome = f"error: {exc}"
-        if event.action in HOLDING_ACTIONS:
+        if event.action in self.actions.holding:
             self.held += max(0.0, self.elapsed() - due)
         entry = self._entry(event, due, actual, outcome)
         if event.action == "mark":
@@ -148,7 +144,7 @@ class Engine:
         due = event.time + self.held
         actual = self.elapsed()
         try:
-            outcome = NODE_ACTIONS[event.action](self.context, node, dict(event.params))
+            outcome = self.actions.node_events[event.action](self.context, node, dict(event.params))
         except Exception as exc:  # noqa: BLE001 - one host failing must not stop the run
             outcome = f"error: {exc}"
         entry = self._entry(event, due, actual, outcome)

@@ -12,7 +12,7 @@ from pathlib import Path
 from testbed.capture.declared import Declared
 from testbed.capture.expectations import Expectation, expectations_in
 from testbed.errors import Problem, ScenarioError
-from testbed.scenario.actions import ACTIONS, ActionError, Event, schedule
+from testbed.scenario.actions import ActionError, Event, default_actions, schedule
 from testbed.scenario.model import ScenarioFile, StepSpec
 from testbed.topology.convert import Converter
 from testbed.topology.model import Topology
@@ -102,9 +102,9 @@ def load_scenario(path: str | Path, topology: Topology, seed: int | None = None)
             steps[i] = step = dataclasses.replace(step, playbook=str(found))
         if step.trace is not None and not Path(step.trace).is_absolute():
             steps[i] = step = dataclasses.replace(step, trace=str(path.parent / step.trace))
-        if step.action not in ACTIONS:
+        if step.action not in default_actions().actions:
             problems.append(Problem(f"unknown action {step.action!r}; known: "
-                                    f"{', '.join(sorted(ACTIONS))}", source, line,
+                                    f"{', '.join(sorted(default_actions().actions))}", source, line,
                                     f"steps[{i}].action"))
         elif step.at is None and step.after is None and i == 0:
             problems.append(Problem("the first step needs at: (when it starts)", source,

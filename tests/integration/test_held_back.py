@@ -16,7 +16,8 @@ import pytest
 
 from testbed.lab.runtime import LabRuntime
 from testbed.metrics.exporter import TestbedExporter
-from testbed.scenario.executors import RunContext, add_nodes
+from testbed.scenario.actions import RunContext
+from testbed.scenario.actions.add_nodes import add_nodes
 from tests.conftest import RunningLab
 
 pytestmark = pytest.mark.root

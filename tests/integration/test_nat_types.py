@@ -24,12 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.backends.netns import NetnsBackend
-from testbed.lab.lifecycle import bring_up
-from testbed.lab.state import LabState
-from testbed.plan.build import build_plan
-from testbed.progress import Progress
-from testbed.topology.loader import load_topology
+from testbed.lab.lab import Lab
 from tests.conftest import RunningLab, unique_lab_name
 
 pytestmark = pytest.mark.root
@@ -251,13 +246,9 @@ def nat_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatLab]:
     root = tmp_path_factory.mktemp("nat-types")
     path = Path(root) / f"{name}.yaml"
     path.write_text(f"name: {name}\n{TOPOLOGY}")
-    topology = load_topology(path)
-    plan = build_plan(topology)
     state_root = root / "state"
     state_root.mkdir()
-    backend, state = NetnsBackend(), LabState(state_root, name)
-    bring_up(topology, plan, backend, state, Progress(enabled=False))
-    lab = RunningLab(plan, state, backend, path)
+    lab = RunningLab(Lab.up(path, state_dir=state_root), path)
     nat_lab = NatLab(lab)
     try:
         yield nat_lab

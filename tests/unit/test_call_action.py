@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from testbed.errors import ScenarioError
-from testbed.scenario.actions import ActionError, Event, schedule
+from testbed.scenario.actions import ActionError, Event, RunContext, schedule
+from testbed.scenario.actions.call import call
 from testbed.scenario.engine import Engine, StepLog
-from testbed.scenario.executors import RunContext, call
 from testbed.scenario.loader import load_scenario
 from testbed.scenario.model import Selector, StepSpec
 from testbed.topology.loader import load_topology_text

@@ -13,9 +13,8 @@ import pytest
 
 from testbed.metrics.exporter import read_net_dev
 from testbed.metrics.outcome import Trigger, needing_login, summarize
-from testbed.scenario.actions import ACTIONS, Event, schedule
+from testbed.scenario.actions import Event, RunContext, default_actions, schedule
 from testbed.scenario.engine import Engine, StepLog
-from testbed.scenario.executors import NODE_ACTIONS, TIMELINE_ACTIONS, RunContext
 from testbed.scenario.model import Selector, StepSpec
 from testbed.topology.loader import load_topology_text
 
@@ -130,13 +129,14 @@ nodes:
   h{n}: {count: 2, kind: peer, uplink: {to: r}}
 """)
     made: set[str] = set()
-    for action in ACTIONS:
+    for action in default_actions().actions:
         step = StepSpec(action=action, at=0.0, select=Selector(kind="peer"), duration=1.0,
                         to=Selector(kind="peer"),
                         link={"bandwidth": "1Mbit"}, policy="fixed", query="1",
                         text="x", playbook="patch-tuesday.yml")
         made |= {e.action for e in schedule([step], topology, 1)}
-    assert made <= set(NODE_ACTIONS) | set(TIMELINE_ACTIONS)
+    registry = default_actions()
+    assert made <= set(registry.node_events) | set(registry.timeline_events)
 
 
 def test_summary_finds_the_dip_and_the_recovery() -> None:

@@ -4,6 +4,7 @@ and a real ansible-runner run on this machine's localhost (no namespaces, no roo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -12,10 +13,10 @@ from typing import Any
 import pytest
 
 from testbed.errors import ScenarioError, StepFailed
-from testbed.scenario import executors
-from testbed.scenario.actions import Event
+from testbed.scenario.actions import ActionRegistry, Event, RunContext, default_actions
+from testbed.scenario.actions import mark as mark_action
+from testbed.scenario.actions import run_playbook as run_playbook_action
 from testbed.scenario.engine import Engine, StepLog
-from testbed.scenario.executors import RunContext
 from testbed.scenario.loader import PLAYBOOKS_DIR, load_scenario
 from testbed.scenario.playbook_step import run_playbook, task_entry
 from testbed.topology.loader import load_topology_text
@@ -99,9 +100,18 @@ def test_runner_events_become_step_log_entries() -> None:
     assert task_entry(event("runner_on_start", host="w", task="t")) is None
 
 
-def _engine(events: list[Event], tmp_path: Path) -> Engine:
+def _engine(events: list[Event], tmp_path: Path, actions: ActionRegistry | None = None
+            ) -> Engine:
     context = RunContext(FakeRuntime(), FakeExporter())  # type: ignore[arg-type]
-    return Engine(events, context, StepLog(tmp_path / "steps.jsonl"))
+    return Engine(events, context, StepLog(tmp_path / "steps.jsonl"),
+                  actions=actions or default_actions())
+
+
+def _with_playbook(executor: Any) -> ActionRegistry:
+    """The actions with run_playbook's executor replaced (no Ansible in unit tests)."""
+    playbook = dataclasses.replace(run_playbook_action.ACTION,
+                                   timeline_events={"run_playbook": executor})
+    return ActionRegistry([playbook, mark_action.ACTION])
 
 
 def _log(tmp_path: Path) -> list[dict[str, Any]]:
@@ -116,9 +126,9 @@ def test_a_playbook_holds_the_timeline_and_its_tasks_reach_the_step_log(
                   "task": "Install the patch"})
         return "2 hosts: ok=2"
 
-    monkeypatch.setitem(executors.TIMELINE_ACTIONS, "run_playbook", fake)
     engine = _engine([Event(0.1, "run_playbook", (), {"playbook": "x.yml"}, 0),
-                      Event(0.2, "mark", (), {"text": "after"}, 1)], tmp_path)
+                      Event(0.2, "mark", (), {"text": "after"}, 1)], tmp_path,
+                     _with_playbook(fake))
     assert engine.run(0.3)
     log = _log(tmp_path)
     task = next(e for e in log if e["action"] == "playbook_task")
@@ -135,9 +145,9 @@ def test_a_failed_playbook_stops_the_run_and_is_logged(
     def failing(ctx: RunContext, params: dict[str, Any]) -> str:
         raise StepFailed("run_playbook x.yml: task 'Reboot' failed on win2: boom")
 
-    monkeypatch.setitem(executors.TIMELINE_ACTIONS, "run_playbook", failing)
     engine = _engine([Event(0.0, "run_playbook", (), {"playbook": "x.yml"}, 0),
-                      Event(0.1, "mark", (), {"text": "never"}, 1)], tmp_path)
+                      Event(0.1, "mark", (), {"text": "never"}, 1)], tmp_path,
+                     _with_playbook(failing))
     with pytest.raises(StepFailed, match="'Reboot' failed on win2"):
         engine.run(5.0)
     log = _log(tmp_path)
@@ -222,7 +232,7 @@ class Markers:
 ])
 def test_a_reboot_by_a_playbook_is_never_taken_for_a_crash(
         cached: bool, reloads: list[int], marked: bool, crashed: bool) -> None:
-    from testbed.scenario.session import died_on_its_own
+    from testbed.scenario.run.watcher import died_on_its_own
 
     journal = Journal(cached, list(reloads))
     assert died_on_its_own("home001", journal, Markers(marked)) is crashed

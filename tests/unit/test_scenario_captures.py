@@ -12,7 +12,7 @@ from testbed.capture.declared import place, planned_nodes
 from testbed.errors import ScenarioError, TopologyError
 from testbed.plan.build import build_plan
 from testbed.scenario.loader import load_scenario
-from testbed.scenario.session import RunOptions, prepare
+from testbed.scenario.run import RunOptions, prepare
 from testbed.topology.loader import load_topology, load_topology_text
 from tests.conftest import REPO, run_cli
 
