@@ -20,17 +20,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from testbed.scenario.executors import RunContext  # noqa: E402
-
 from benchmarks.tree_topology import tree_yaml  # noqa: E402
-from testbed.backends.netns import NetnsBackend  # noqa: E402
-from testbed.lab.lifecycle import bring_up, tear_down  # noqa: E402
-from testbed.lab.runtime import LabRuntime  # noqa: E402
-from testbed.lab.state import LabState  # noqa: E402
+from testbed.lab.lab import Lab  # noqa: E402
 from testbed.metrics.exporter import TestbedExporter  # noqa: E402
 from testbed.plan.build import build_plan  # noqa: E402
 from testbed.progress import Progress  # noqa: E402
-from testbed.scenario.actions import Event  # noqa: E402
+from testbed.scenario.actions import (
+    Event,  # noqa: E402
+    RunContext,  # noqa: E402
+)
 from testbed.scenario.engine import Engine, StepLog  # noqa: E402
 from testbed.topology.loader import load_topology_text  # noqa: E402
 
@@ -57,12 +55,9 @@ def main() -> int:
         events += [Event(at, "host_down", (host,), {"mode": "hard"}, 0),
                    Event(at + 1.0, "host_up", (host,), {}, 0)]
     with tempfile.TemporaryDirectory() as tmp:
-        state = LabState(Path(tmp), plan.lab)
-        backend = NetnsBackend()
-        bring_up(topology, plan, backend, state, Progress())
+        lab = Lab.up(topology, state_dir=tmp, progress=Progress())
         try:
-            runtime = LabRuntime(plan, state, backend)
-            context = RunContext(runtime, TestbedExporter(plan))
+            context = RunContext(lab.runtime, TestbedExporter(plan))
             log = StepLog(Path(tmp) / "steps.jsonl")
             began = time.monotonic()
             Engine(events, context, log).run(args.window + 2)
@@ -70,7 +65,7 @@ def main() -> int:
             import json
             lines = [json.loads(x) for x in log.path.read_text().splitlines()]
         finally:
-            tear_down(backend, state, Progress())
+            lab.down(Progress())
     late = sorted(e["lateness"] * 1000 for e in lines)
     errors = [e for e in lines if e["outcome"].startswith("error")]
     p99 = late[int(len(late) * 0.99) - 1]

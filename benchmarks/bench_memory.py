@@ -36,14 +36,13 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.tree_topology import tree_yaml  # noqa: E402
 from testbed.backends.netns import NetnsBackend  # noqa: E402
-from testbed.lab.lifecycle import bring_up, tear_down  # noqa: E402
+from testbed.lab.lab import Lab  # noqa: E402
 from testbed.lab.state import LabState  # noqa: E402
 from testbed.plan.build import build_plan  # noqa: E402
 from testbed.plan.model import NetworkPlan  # noqa: E402
 from testbed.process import ksm, namespaces  # noqa: E402
 from testbed.process.records import ProcessRecord  # noqa: E402
 from testbed.process.supervisor import is_alive, stop  # noqa: E402
-from testbed.progress import Progress  # noqa: E402
 from testbed.topology.loader import load_topology_text  # noqa: E402
 
 TARGET_MB_PER_1000 = 3000.0  # the issue: 1000 idle logged-in peers in 3 GB of PSS
@@ -235,10 +234,11 @@ def run(args: argparse.Namespace, root: Path) -> None:
     name = f"mem{args.peers}"
     topology = load_topology_text(lab_yaml(args.peers, name), "bench-memory")
     plan = build_plan(topology)
-    state, backend = LabState(root, plan.lab), NetnsBackend()
     began = time.monotonic()
     print(f"building a {args.peers}-peer lab ...", file=sys.stderr, flush=True)
-    bring_up(topology, plan, backend, state, Progress(enabled=False))
+    lab = Lab.up(topology, state_dir=root)
+    state, backend = lab.state, lab.backend
+    assert isinstance(backend, NetnsBackend)  # the stock way starts through its supervisor
     try:
         print(f"  built in {time.monotonic() - began:.0f}s", file=sys.stderr, flush=True)
         records = [r for r in state.read().processes if is_alive(r)]
@@ -299,7 +299,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
               "(higher is better for the launcher)")
     finally:
         print("tearing the lab down ...", file=sys.stderr, flush=True)
-        tear_down(backend, state, Progress(enabled=False))
+        lab.down()
 
 
 def main() -> int:

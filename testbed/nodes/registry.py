@@ -33,6 +33,11 @@ class KindRegistry:
     def names(self) -> list[str]:
         return sorted(self._kinds)
 
+    def sections(self) -> list[str]:
+        """Every kind-specific section of a node (nat:, proxy:, ...): each kind says
+        which it owns, so the topology checks ask here instead of keeping a list."""
+        return sorted({section for kind in self._kinds.values() for section in kind.sections})
+
 
 def default_registry() -> KindRegistry:
     """The built-in kinds. Imported lazily so `testbed --help` stays fast."""

@@ -25,7 +25,6 @@ from testbed.topology.model import (
 )
 
 NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
-SECTIONS = ("nat", "firewall", "proxy", "lan_pool", "command", "env", "supernode", "switch")
 
 
 def resolve(*, name: str, description: str, source: str, params: Mapping[str, Any],
@@ -66,7 +65,7 @@ def resolve(*, name: str, description: str, source: str, params: Mapping[str, An
                    f"{', '.join(registry.names())}", node_name, f"{path}.kind")
             continue
         kind = registry.get(spec.kind)
-        for section in SECTIONS:
+        for section in registry.sections():
             if getattr(spec, section) is not None and section not in kind.sections:
                 allowed = [k.name for k in registry if section in k.sections]
                 report(f"{section}: does not apply to kind {spec.kind}; it applies to: "

@@ -114,10 +114,62 @@ def load_yaml(path: Path) -> Any:
     """Parse a YAML file into SourceDict/SourceList trees; raise YamlSourceError with file:line."""
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise YamlSourceError(Problem(f"cannot read file: {exc.strerror}", name)) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise YamlSourceError(Problem(
+            f"not UTF-8 text: byte 0x{data[exc.start]:02x} at column {column} cannot be "
+            "decoded; save the file as UTF-8", name, line)) from None
     return load_yaml_text(text, name)
+
+
+MAX_EXPANDED_VALUES = 1_000_000  # far above any real topology (replication uses count:)
+
+
+def _expansion_problem(root: yaml.Node, file: str) -> Problem | None:
+    """Aliases (*name) let a few lines stand for billions of values (an "alias bomb")
+    that would take minutes and gigabytes to build. Count what the document expands to,
+    each shared node once (memoized), before building anything."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    found: list[Problem] = []
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:  # a recursive alias: the document contains itself
+            found.append(Problem("a recursive alias: this value contains itself through "
+                                 "an alias (*name)", file, node.start_mark.line + 1))
+            return MAX_EXPANDED_VALUES + 1
+        active.add(key)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                total += size(key_node) + size(value_node)
+                if found:
+                    break
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                total += size(item)
+                if found:
+                    break
+        active.discard(key)
+        sizes[key] = total
+        if total > MAX_EXPANDED_VALUES and not found:
+            found.append(Problem(
+                f"this value expands to {total:,} values through aliases (*name), more "
+                f"than the {MAX_EXPANDED_VALUES:,} a file may hold (an alias bomb?); "
+                "use count: to replicate nodes", file, node.start_mark.line + 1))
+        return total
+
+    size(root)
+    return found[0] if found else None
 
 
 def _duplicate_keys(root: yaml.Node, file: str) -> list[Problem]:
@@ -161,6 +213,9 @@ def load_yaml_text(text: str, name: str) -> Any:
         duplicates = _duplicate_keys(node, name)
         if duplicates:
             raise YamlSourceError(duplicates)
+        expansion = _expansion_problem(node, name)
+        if expansion is not None:
+            raise YamlSourceError(expansion)
         return loader.construct_document(node)
     except YamlSourceError:
         raise
