@@ -201,6 +201,22 @@ class Lab:
             self.backend.set_link_end(end, up)
         self.state.record({"op": "link_state", "a": a, "b": b, "up": up})
 
+    def set_link(self, node: str, **change: object) -> None:
+        """Reshape a node's uplink now, with the keys and units of a scenario's set_link
+        (`lab.set_link("home001", up="256kbit", loss="2%")`); reset_link undoes it."""
+        from testbed.links.change import parse_link_change
+        from testbed.units import UnitError
+
+        try:
+            values = parse_link_change(dict(change))
+        except UnitError as exc:
+            raise LabError(f"set_link {node}: {exc}") from None
+        self.runtime.set_link(node, values)
+
+    def reset_link(self, node: str) -> None:
+        """A node's uplink back to the topology's shaping."""
+        self.runtime.reset_link(node)
+
     def write_inventory(self) -> Path:
         """The lab's Ansible inventory (kind_*, group_*, label_* groups)."""
         from testbed.inventory import write_inventory

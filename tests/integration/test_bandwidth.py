@@ -188,21 +188,18 @@ nodes:
 
 def test_set_link_at_run_time_reshapes_the_uplink_and_reset_restores_it(make_lab) -> None:
     """What the scenario's set_link/reset_link do, on a real link with real traffic."""
-    from testbed.lab.runtime import LabRuntime
-
     lab = make_lab("""
 nodes:
   core: {kind: router}
   a: {kind: host, uplink: {to: core, bandwidth: 10Mbit}}
   b: {kind: host, uplink: {to: core}}
 """)
-    runtime = LabRuntime(lab.plan, lab.state, lab.backend)
-    runtime.set_link("a", {"bandwidth": "1Mbit", "loss": "20%"})
+    lab.set_link("a", bandwidth="1Mbit", loss="20%")
     slow = rate(lab, "a", "b", 5, 1_000_000)
     assert slow <= 1.1 * 1_000_000, f"{slow / 1e3:.0f} kbit/s after set_link to 1 Mbit/s"
     lost = one_way_loss(lab, "b", "a", packets=400)  # loss applies both ways
     assert 0.10 <= lost <= 0.30, f"{lost:.1%} lost after set_link loss 20%"
-    runtime.reset_link("a")
+    lab.reset_link("a")
     assert one_way_loss(lab, "b", "a", packets=400) == 0.0
     fast = rate(lab, "a", "b", 4, 10_000_000)
     assert within(fast, 10_000_000), f"{fast / 1e6:.2f} Mbit/s after reset, configured 10"

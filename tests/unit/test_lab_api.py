@@ -125,3 +125,13 @@ def test_only_the_lab_builds_labs() -> None:
                if "bring_up(" in path.read_text() and path.name != "test_lab_api.py"]
     assert sorted(callers) == ["testbed/lab/lab.py", "testbed/lab/lifecycle.py",
                                "tests/unit/test_lifecycle_logic.py"]
+
+
+def test_set_link_takes_a_scenarios_keys_and_units(tmp_path: Path, topology_file: Path
+                                                   ) -> None:
+    backend = FakeBackend()
+    with Lab.up(topology_file, backend=backend, state_dir=tmp_path) as lab:
+        lab.set_link("home1", up="256kbit")
+        assert any(c.startswith("shape") and "rate=256000" in c for c in backend.calls)
+        with pytest.raises(LabError, match="set_link home1: unknown key 'speed'"):
+            lab.set_link("home1", speed="1Mbit")
