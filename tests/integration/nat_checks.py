@@ -26,17 +26,17 @@ Lab = Any  # tests.conftest.RunningLab or tests.integration.clab_replay.ReplayLa
 TYPES = ("full-cone", "restricted-cone", "port-restricted-cone", "symmetric")
 
 
-def nat_topology(types: tuple[str, ...] = TYPES, extra: str = "") -> str:
+def nat_topology(types: tuple[str, ...] = TYPES, extra: str = "",
+                 core: str = "{kind: router}") -> str:
     """Nodes (YAML) of the NAT-type lab: s1, s2 on a core router, `extra` nodes, then a
     NAT and a PC per type."""
-    return """
-  core: {kind: router}
-  s1: {kind: host, uplink: {to: core, bandwidth: 100Mbit}}
-  s2: {kind: host, uplink: {to: core, bandwidth: 100Mbit}}
-""" + extra + "".join(f"""
-  nat-{t}: {{kind: nat, nat: {{type: {t}, udp_timeout: 30s}}, uplink: {{to: core}}}}
-  pc-{t}: {{kind: host, uplink: {{to: nat-{t}, bandwidth: 100Mbit}}}}
-""" for t in types)
+    head = (f"\n  core: {core}\n"
+            "  s1: {kind: host, uplink: {to: core, bandwidth: 100Mbit}}\n"
+            "  s2: {kind: host, uplink: {to: core, bandwidth: 100Mbit}}\n")
+    return head + extra + "".join(
+        f"\n  nat-{t}: {{kind: nat, nat: {{type: {t}, udp_timeout: 30s}}, uplink: {{to: core}}}}"
+        f"\n  pc-{t}: {{kind: host, uplink: {{to: nat-{t}, bandwidth: 100Mbit}}}}\n"
+        for t in types)
 
 
 # Runs in a node; one JSON command per stdin line, one JSON answer per stdout line.
