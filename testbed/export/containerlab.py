@@ -113,10 +113,10 @@ def export_containerlab(topology: Topology, plan: NetworkPlan,
                 ports.append(Port(node_of[end.namespace], clab_interface(end.name),
                                   end.shaping))
         link_setup(ports[0], ports[1], per_node)
-        entry: dict[str, Any] = {
+        link_entry: dict[str, Any] = {
             "endpoints": [f"{p.node}:{p.interface}" for p in ports],
             "vars": {metadata.KEY: metadata.link_vars(link)}}
-        links.append(entry)
+        links.append(link_entry)
         if link.capture is not None:
             notes.append(f"{link.path or link.a}: capture: is not exported (captures "
                          "record under `testbed run`; run tcpdump in the node instead)")
@@ -125,9 +125,10 @@ def export_containerlab(topology: Topology, plan: NetworkPlan,
     mgmt_net = ipaddress.ip_network(topology.addressing.mgmt)
     used = {ipaddress.ip_interface(n.mgmt_address).ip for n in plan.nodes.values()
             if n.mgmt_address}
-    spare = (a for a in mgmt_net.hosts() if a not in used and a != next(mgmt_net.hosts()))
+    hub = next(mgmt_net.hosts())  # the management gateway (docker's, or the host's)
+    spare = (a for a in mgmt_net.hosts() if a not in used and a != hub)  # for switches
     for name, planned in renamed.nodes.items():
-        node = planned.node
+        spec = planned.node
         state_dir = f"{options.state_root}/{name}"
         if planned.namespace:
             setup = registry.get(planned.kind).setup(planned, renamed)
@@ -137,17 +138,17 @@ def export_containerlab(topology: Topology, plan: NetworkPlan,
         else:
             commands = switch_commands(switch_ports[name], per_node.get(name, NodeLinks()))
             mgmt_ip = str(next(spare))
-        entry = {"kind": "linux", "mgmt-ipv4": mgmt_ip}
-        if node.group:
-            entry["group"] = node.group
-        entry["labels"] = {**_labels(node.labels), "testbed-kind": node.kind}
-        if node.env:
-            entry["env"] = dict(node.env)
-        gateway = node.uplink  # a switch waits for its own gateway in turn
+        entry: dict[str, Any] = {"kind": "linux", "mgmt-ipv4": mgmt_ip}
+        if spec.group:
+            entry["group"] = spec.group
+        entry["labels"] = {**_labels(spec.labels), "testbed-kind": spec.kind}
+        if spec.env:
+            entry["env"] = dict(spec.env)
+        gateway = spec.uplink  # a switch waits for its own gateway in turn
         if gateway:
             entry["stages"] = {"configure": {"wait-for": [{"node": gateway,
                                                            "stage": "configure"}]}}
-        entry["config"] = {"vars": {metadata.KEY: metadata.node_vars(node)}}
+        entry["config"] = {"vars": {metadata.KEY: metadata.node_vars(spec)}}
         entry["exec"] = [c.replace("$", "$$") for c in commands]  # clab expands $VARS
         nodes[name] = entry
 

@@ -71,10 +71,12 @@ def link_vars(link: Link) -> dict[str, Any]:
 
 
 def link_from_vars(data: dict[str, Any], source: str, line: int | None) -> Link:
-    values = {k: data.get(k) for k in _LINK_FIELDS}
-    values["uplink_of_a"] = bool(values["uplink_of_a"])
-    values["path"] = values["path"] or ""
-    return Link(a=str(data["a"]), b=str(data["b"]), line=line, file=source, **values)
+    get = data.get
+    return Link(a=str(data["a"]), b=str(data["b"]), rate_ab=get("rate_ab"),
+                rate_ba=get("rate_ba"), loss=get("loss"), delay=get("delay"),
+                jitter=get("jitter"), queue=get("queue"), ip_a=get("ip_a"), ip_b=get("ip_b"),
+                uplink_of_a=bool(get("uplink_of_a")), line=line, file=source,
+                path=str(get("path") or ""))
 
 
 def lab_vars(description: str, addressing: Addressing, overlay: OverlaySettings | None,

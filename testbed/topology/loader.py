@@ -37,6 +37,10 @@ def load_topology(path: str | Path, overrides: Mapping[str, str] | None = None) 
         raw = load_yaml(path)
     except YamlSourceError as exc:
         raise TopologyError(exc.problems) from None
+    from testbed.export.clab_import import import_containerlab, is_containerlab
+
+    if is_containerlab(path, raw):  # `testbed up lab.clab.yml`
+        return import_containerlab(raw, str(path), overrides or {})
     return build_topology(raw, str(path), overrides or {})
 
 

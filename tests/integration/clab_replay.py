@@ -10,6 +10,7 @@ node image's Python with the project installed.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -160,9 +161,7 @@ class ReplayLab:
         for ns in reversed(self.created):
             pids = _run(["ip", "netns", "pids", ns]).stdout.split()
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             _run(["ip", "netns", "del", ns])
         self.created.clear()
