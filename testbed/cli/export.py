@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--state-root", metavar="DIR",
                    help="where each node keeps its files, <DIR>/<node> inside the node "
                         "(default /var/lib/testbed)")
+    p.add_argument("--prometheus", metavar="FILE",
+                   help="also write the scrape targets (Prometheus file_sd JSON: every "
+                        "reference peer's management address:port, labelled node, kind, "
+                        "group) for a Prometheus on the management network")
     p.set_defaults(run=run)
 
 
@@ -37,12 +42,13 @@ def run(args: argparse.Namespace) -> int:
     from testbed.plan.build import build_plan
 
     topology = load(args)
+    plan = build_plan(topology)
     options = ExportOptions()
     if args.image:
         options.image = args.image
     if args.state_root:
         options.state_root = args.state_root.rstrip("/") or "/"
-    export = export_containerlab(topology, build_plan(topology), options)
+    export = export_containerlab(topology, plan, options)
     for note in export.notes:
         print(f"note: {note}", file=sys.stderr)
     text = export.dump()
@@ -54,4 +60,12 @@ def run(args: argparse.Namespace) -> int:
               f"{links} links. Deploy: sudo containerlab deploy -t {args.output}")
     else:
         sys.stdout.write(text)
+    if args.prometheus:
+        from testbed.metrics.prometheus import scrape_targets
+
+        port = topology.overlay.metrics_port if topology.overlay else 9100
+        targets = scrape_targets(plan, port)  # the export keeps the plan's mgmt addresses
+        Path(args.prometheus).write_text(json.dumps(targets, indent=1) + "\n")
+        print(f"wrote {args.prometheus}: {len(targets)} scrape targets on the management "
+              f"network (file_sd_configs)", file=sys.stderr)
     return 0
