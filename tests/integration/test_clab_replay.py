@@ -15,7 +15,7 @@ import pytest
 from testbed.export.containerlab import ExportOptions, export_containerlab
 from testbed.plan.build import build_plan
 from testbed.topology.loader import load_topology
-from tests.conftest import unique_lab_name
+from tests.conftest import run_cli, unique_lab_name
 from tests.integration.clab_replay import ReplayLab
 from tests.integration.nat_checks import NatLab, check_filtering, check_mapping, nat_topology
 from tests.integration.site_checks import (
@@ -114,3 +114,28 @@ def test_the_exported_service_runs_with_its_placeholders_filled(
     assert "GET / " in (state_root / "svc" / "main.log").read_text()
     shaped = lab.exec("svc", "tc", "class", "show", "dev", "eth1").stdout
     assert "rate 10Mbit" in shaped, shaped
+
+
+def test_an_exported_file_comes_up_natively(tmp_path: Path, state_root: Path) -> None:
+    """`testbed up lab.clab.yml`: the import builds the same site with the netns backend."""
+    name = unique_lab_name("ci")
+    source = tmp_path / f"{name}.yaml"
+    source.write_text(f"name: {name}\nnodes:{CORP_SITE}")
+    exported = tmp_path / "site.clab.yml"
+    done = run_cli("export", str(source), "-o", str(exported))
+    assert done.returncode == 0, done.stderr
+    up = run_cli("up", "--quiet", str(exported), state_dir=state_root)
+    try:
+        assert up.returncode == 0, up.stderr
+        plan = build_plan(load_topology(source))
+        proxy = plan.nodes["corp-proxy"].primary_address() or ""
+        web = plan.nodes["web"].primary_address() or ""
+        ping = run_cli("exec", "--lab", name, "pc1", "--", "ping", "-c", "1", "-W", "2", proxy,
+                       state_dir=state_root)
+        assert ping.returncode == 0, ping.stderr
+        blocked = run_cli("exec", "--lab", name, "pc2", "--", "ping", "-c", "1", "-W", "1", web,
+                          state_dir=state_root)
+        assert blocked.returncode != 0, "the proxy-only firewall let a PC's ping out"
+    finally:
+        down = run_cli("down", name, state_dir=state_root)
+        assert down.returncode == 0, down.stderr

@@ -5,6 +5,8 @@ errors for what either direction cannot express. Pure: no root, no lab."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -273,3 +275,45 @@ def test_cli_export_writes_the_file_and_up_accepts_it(tmp_path: Path) -> None:
     assert checked.returncode == 0 and "lab 'skype2007'" in checked.stdout, checked.stderr
     with_set = run_cli("validate", str(out), "--set", "homes=4")
     assert with_set.returncode == 2 and "has no parameters" in with_set.stderr
+
+
+# the Debian package that brings each program the exec lines run (sh, mkdir, printf and
+# cd come with every Debian image)
+PROVIDER = {"ip": "iproute2", "tc": "iproute2", "nft": "nftables", "sysctl": "procps",
+            "setsid": "util-linux", "tinyproxy": "tinyproxy",
+            "python3": "python3"}
+BASE = {"sh", "mkdir", "printf", "cd", "true", "env"}  # in every Debian image
+WRAPPERS = {"exec", "env", "setsid", "-f"}  # what stands before the program in a script
+
+
+def programs_of(line: str) -> set[str]:
+    """The programs an exec line runs: its first word, and in `sh -c SCRIPT` each
+    command of the script (past exec/env/setsid wrappers, which count themselves)."""
+    words = shlex.split(line.replace("$$", "$"))
+    found = {words[0]}
+    if words[:2] == ["sh", "-c"]:
+        for part in re.split(r"&&|;|\|\|", words[2]):
+            command = [w for w in shlex.split(part) if "=" not in w or w.startswith("-")]
+            while command and command[0] in WRAPPERS:
+                found.add(command.pop(0))
+            found.update(command[:1])
+    return found - {"exec", "-f"}
+
+
+def test_the_node_image_has_every_program_the_exec_lines_run() -> None:
+    containerfile = (REPO / "images" / "node" / "Containerfile").read_text()
+    installed = set(re.findall(r"[a-z0-9][a-z0-9.+-]+", containerfile.split(
+        "apt-get install", 1)[1].split("&&", 1)[0]))
+    topology = topology_of("nodes:" + site_checks.CORP_SITE + """
+  home-nat: {kind: nat, nat: {type: full-cone}, uplink: {to: internet, loss: 1%}}
+  home: {kind: peer, uplink: {to: home-nat, bandwidth: 10Mbit, queue: 20}}
+overlay: {}
+""")
+    programs = {p for node in exported(topology)["topology"]["nodes"].values()
+                for line in node["exec"] for p in programs_of(line)}
+    assert {"ip", "tc", "nft", "sysctl", "setsid", "tinyproxy", "python3"} <= programs
+    unknown = programs - BASE - set(PROVIDER)
+    assert not unknown, f"exec lines run programs the test does not know: {unknown}"
+    missing = {PROVIDER[p] for p in programs - BASE} - installed
+    assert not missing, f"the node image lacks {missing}"
+    assert "pip install" in containerfile and "ENV PATH=/opt/testbed/venv/bin" in containerfile
