@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from testbed.errors import Problem, TopologyError
 from testbed.export import metadata
 from testbed.topology.model import Addressing, Link, Node, Topology
-from testbed.topology.source import SourceDict, SourceList
+from testbed.topology.source import SourceDict, SourceList, YamlSourceError, load_yaml
 
 SUFFIXES = (".clab.yml", ".clab.yaml")
 LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
@@ -33,29 +35,52 @@ SUPPORTED = ("supported: kind linux nodes; veth links (endpoints [\"a:eth1\", \"
 
 
 def is_containerlab(path: Path, raw: object) -> bool:
-    """By name (*.clab.yml) or by shape (a `topology:` section and no `nodes:`)."""
+    """By name (*.clab.yml), or by shape (a `topology:` section and no `nodes:`) once
+    `raw` is loaded."""
     if path.name.endswith(SUFFIXES):
         return True
     return isinstance(raw, dict) and "topology" in raw and "nodes" not in raw
 
 
+def load_containerlab(path: Path, overrides: Mapping[str, str]) -> Topology:
+    """A *.clab.yml file. An export (large, machine-written) is parsed with the fast C
+    loader; anything else with the line-keeping loader, for file:line in messages."""
+    fast_loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        fast = yaml.load(path.read_text(), Loader=fast_loader)
+    except (OSError, yaml.YAMLError):
+        fast = None  # the line-keeping loader says what and where
+    topo = fast.get("topology") if isinstance(fast, dict) else None
+    if isinstance(topo, dict) and metadata.LAB_KEY in _vars(topo.get("defaults")):
+        return import_containerlab(fast, str(path), overrides)
+    try:
+        raw = load_yaml(path)
+    except YamlSourceError as exc:
+        raise TopologyError(exc.problems) from None
+    return import_containerlab(raw, str(path), overrides)
+
+
+def _line(container: object, key: str | int | None = None) -> int | None:
+    """Where a key (or the container itself) is written; None for fast-loaded data."""
+    if isinstance(container, SourceDict | SourceList):
+        return container.line_of(key) if key is not None else container.line  # type: ignore[arg-type]
+    return None
+
+
 @dataclass
 class _Import:
-    raw: SourceDict
+    raw: dict[str, Any]
     source: str
     problems: list[Problem] = field(default_factory=list)
 
     def report(self, message: str, container: object, key: str | int | None, path: str
                ) -> None:
-        line = None
-        if isinstance(container, SourceDict | SourceList):
-            line = container.line_of(key) if key is not None else container.line  # type: ignore[arg-type]
-        self.problems.append(Problem(message, self.source, line, path))
+        self.problems.append(Problem(message, self.source, _line(container, key), path))
 
 
 def import_containerlab(raw: Any, source: str, overrides: Mapping[str, str]) -> Topology:
     """The Topology of a containerlab file; raises TopologyError with every problem."""
-    if not isinstance(raw, SourceDict) or not isinstance(raw.get("topology"), SourceDict):
+    if not isinstance(raw, dict) or not isinstance(raw.get("topology"), dict):
         raise TopologyError([Problem("a containerlab topology needs name: and topology: "
                                      "{nodes: ..., links: ...}", source, 1)])
     run = _Import(raw, source)
@@ -70,7 +95,7 @@ def import_containerlab(raw: Any, source: str, overrides: Mapping[str, str]) -> 
     defaults = topo.get("defaults") or {}
     lab = _vars(defaults).get(metadata.LAB_KEY) or {}
     nodes_raw = topo.get("nodes")
-    if not isinstance(nodes_raw, SourceDict) or not nodes_raw:
+    if not isinstance(nodes_raw, dict) or not nodes_raw:
         run.report("topology.nodes must be a non-empty mapping", topo, "nodes",
                    "topology.nodes")
         raise TopologyError(run.problems)
@@ -79,8 +104,7 @@ def import_containerlab(raw: Any, source: str, overrides: Mapping[str, str]) -> 
     defaults_via: dict[str, str] = {}
     nodes: dict[str, Node] = {}
     for node_name, spec in nodes_raw.items():
-        spec = spec if isinstance(spec, SourceDict) else SourceDict(line=nodes_raw.line_of(
-            node_name))
+        spec = spec if isinstance(spec, dict) else SourceDict(line=_line(nodes_raw, node_name))
         node = _node(run, str(node_name), spec, topo, addresses, defaults_via)
         if node is not None:
             nodes[node.name] = node
@@ -100,12 +124,12 @@ def _vars(spec: object) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _addressing(raw: SourceDict) -> Addressing:
+def _addressing(raw: dict[str, Any]) -> Addressing:
     subnet = (raw.get("mgmt") or {}).get("ipv4-subnet")
     return Addressing(mgmt=subnet) if subnet and subnet != "auto" else Addressing()
 
 
-def _kind(spec: SourceDict, topo: SourceDict) -> object:
+def _kind(spec: dict[str, Any], topo: dict[str, Any]) -> object:
     group = (topo.get("groups") or {}).get(spec.get("group")) or {}
     return spec.get("kind") or group.get("kind") or (topo.get("defaults") or {}).get("kind")
 
@@ -117,7 +141,7 @@ def _labels(raw: object) -> dict[str, Any]:
             for k, v in labels.items()}
 
 
-def _node(run: _Import, name: str, spec: SourceDict, topo: SourceDict,
+def _node(run: _Import, name: str, spec: dict[str, Any], topo: dict[str, Any],
           addresses: dict[str, dict[str, str]], defaults_via: dict[str, str]) -> Node | None:
     path = f"topology.nodes.{name}"
     kind = _kind(spec, topo)
@@ -129,7 +153,7 @@ def _node(run: _Import, name: str, spec: SourceDict, topo: SourceDict,
     carried = _vars(spec).get(metadata.KEY)
     if isinstance(carried, dict):  # written by `testbed export`
         return metadata.node_from_vars(name, carried, _labels(spec.get("labels")), env,
-                                       spec.line)
+                                       _line(spec))
     forwards = False
     lines = spec.get("exec") or []
     for i, line in enumerate(lines):
@@ -151,12 +175,12 @@ def _node(run: _Import, name: str, spec: SourceDict, topo: SourceDict,
                    f"routes, firewalls and services itself); {SUPPORTED}", lines, i, here)
     return Node(name=name, kind="router" if forwards else "host", group=None, index=None,
                 labels=_labels(spec.get("labels")), uplink=None, command=None, env=env,
-                lan_pool=None, nat=None, firewall=None, proxy=None, line=spec.line)
+                lan_pool=None, nat=None, firewall=None, proxy=None, line=_line(spec))
 
 
 def _endpoints(run: _Import, link: object, i: int) -> list[tuple[str, str]] | None:
     path = f"topology.links[{i}]"
-    if not isinstance(link, SourceDict):
+    if not isinstance(link, dict):
         run.report("a link is a mapping with endpoints:", None, None, path)
         return None
     kind = link.get("type", "veth")
@@ -175,7 +199,7 @@ def _endpoints(run: _Import, link: object, i: int) -> list[tuple[str, str]] | No
     return out
 
 
-def _links(run: _Import, topo: SourceDict, nodes: dict[str, Node],
+def _links(run: _Import, topo: dict[str, Any], nodes: dict[str, Node],
            addresses: dict[str, dict[str, str]], defaults_via: dict[str, str]) -> list[Link]:
     links = []
     for i, raw in enumerate(topo.get("links") or []):
@@ -190,7 +214,7 @@ def _links(run: _Import, topo: SourceDict, nodes: dict[str, Node],
             continue
         if a not in nodes or b not in nodes:
             continue  # the node itself was reported
-        line = raw.line
+        line = _line(raw)
         link_vars = raw.get("vars")
         carried = link_vars.get(metadata.KEY) if isinstance(link_vars, dict) else None
         if isinstance(carried, dict):

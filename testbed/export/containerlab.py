@@ -42,8 +42,9 @@ class Export:
     notes: list[str] = field(default_factory=list)  # what was left out, said out loud
 
     def dump(self) -> str:
-        return yaml.safe_dump(self.document, sort_keys=False, width=100,
-                              default_flow_style=False)
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # C: ~10x faster
+        return yaml.dump(self.document, Dumper=dumper, sort_keys=False, width=100,
+                         default_flow_style=False)
 
 
 def clab_interface(name: str) -> str:

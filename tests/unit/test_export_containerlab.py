@@ -39,6 +39,7 @@ from tests.integration import (
 
 SCHEMA = REPO.parent / "shared" / "schemas" / "containerlab.clab.schema.json"
 DEFAULT = REPO / "topologies" / "skype-2007.yaml"
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # every topology the integration tests build, by where it is written
 TEST_TOPOLOGIES = {
@@ -74,7 +75,7 @@ def topology_of(text: str, name: str = "exp") -> Topology:
 
 def exported(topology: Topology, **options: Any) -> dict[str, Any]:
     export = export_containerlab(topology, build_plan(topology), ExportOptions(**options))
-    document: dict[str, Any] = yaml.safe_load(export.dump())
+    document: dict[str, Any] = yaml.load(export.dump(), Loader=LOADER)
     return document
 
 
@@ -267,7 +268,7 @@ def test_cli_export_writes_the_file_and_up_accepts_it(tmp_path: Path) -> None:
                    "--image", "registry.example/tb-node:1")
     assert done.returncode == 0, done.stderr
     assert f"wrote {out}" in done.stdout and "containerlab deploy -t" in done.stdout
-    document = yaml.safe_load(out.read_text())
+    document = yaml.load(out.read_text(), Loader=LOADER)
     assert_valid(document)
     assert document["topology"]["defaults"]["image"] == "registry.example/tb-node:1"
     assert len(document["topology"]["nodes"]) == 3 * 2 + 10 + 1 + 1 + 3 + 8
@@ -317,3 +318,19 @@ overlay: {}
     missing = {PROVIDER[p] for p in programs - BASE} - installed
     assert not missing, f"the node image lacks {missing}"
     assert "pip install" in containerfile and "ENV PATH=/opt/testbed/venv/bin" in containerfile
+
+
+def test_the_docs_name_the_export_and_import_commands_and_every_option() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert "testbed export topologies/skype-2007.yaml --format containerlab -o lab.clab.yml" \
+        in readme
+    assert "sudo testbed up lab.clab.yml" in readme and "docs/multi-machine.md" in readme
+    guide = (REPO / "docs" / "multi-machine.md").read_text()
+    helptext = run_cli("export", "--help")
+    assert helptext.returncode == 0 and "docs/multi-machine.md" in helptext.stdout
+    for option in re.findall(r"^\s+(--[a-z-]+)", helptext.stdout, flags=re.M):
+        if option != "--help":
+            assert option in guide, f"export {option} is not in docs/multi-machine.md"
+    assert "podman build -f images/node/Containerfile" in guide
+    assert "podman build -f images/node/Containerfile" in (
+        REPO / "images" / "node" / "Containerfile").read_text()
