@@ -19,7 +19,14 @@ import yaml
 
 from testbed.errors import ExportError, Problem
 from testbed.export import metadata
-from testbed.export.node_setup import NodeLinks, Port, host_commands, link_setup, switch_commands
+from testbed.export.node_setup import (
+    BATCH_ABOVE,
+    NodeLinks,
+    Port,
+    host_commands,
+    link_setup,
+    switch_commands,
+)
 from testbed.nodes.registry import KindRegistry, default_registry
 from testbed.plan.model import NetworkPlan
 from testbed.topology.model import Link, Topology
@@ -34,6 +41,7 @@ class ExportOptions:
     image: str = DEFAULT_IMAGE
     state_root: str = DEFAULT_STATE_ROOT  # each node keeps its files in <root>/<node>
     python: str = "python3"  # the image's interpreter with the project installed
+    batch_above: int = BATCH_ABOVE  # more ip/tc lines than this in a node: a -batch file
 
 
 @dataclass
@@ -134,10 +142,11 @@ def export_containerlab(topology: Topology, plan: NetworkPlan,
         if planned.namespace:
             setup = registry.get(planned.kind).setup(planned, renamed)
             commands = host_commands(planned, renamed, setup, per_node.get(name, NodeLinks()),
-                                     state_dir, options.python)
+                                     state_dir, options.python, options.batch_above)
             mgmt_ip = str(ipaddress.ip_interface(planned.mgmt_address or "").ip)
         else:
-            commands = switch_commands(switch_ports[name], per_node.get(name, NodeLinks()))
+            commands = switch_commands(switch_ports[name], per_node.get(name, NodeLinks()),
+                                       state_dir, MGMT, options.batch_above)
             mgmt_ip = str(next(spare))
         entry: dict[str, Any] = {"kind": "linux", "mgmt-ipv4": mgmt_ip}
         if spec.group:

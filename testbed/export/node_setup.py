@@ -23,6 +23,8 @@ QUIET = "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disab
 # the emulated network must carry the default route, so it goes first
 DROP_MGMT_DEFAULT = "sh -c 'ip route del default 2>/dev/null; true'"
 BRIDGE = "br0"
+PIECE = 30_000  # characters of file content (or ruleset) in one exec line
+BATCH_ABOVE = 32  # more ip (or tc) lines than this in a node: one -batch file
 
 
 @dataclass(frozen=True)
@@ -62,18 +64,38 @@ def link_setup(a: Port, b: Port, per_node: dict[str, NodeLinks]) -> None:
                 sender.shaping.loss
 
 
-def nft(ruleset: str) -> str:
-    return "nft " + shlex.quote(ruleset)
+def write_file(directory: str, name: str, content: str) -> list[str]:
+    """Lines that write `content` to <directory>/<name>, in pieces well below Linux's
+    128 KiB limit on one argument (a login server's user list grows with the lab)."""
+    path = shlex.quote(f"{directory}/{name}")
+    pieces = [content[i:i + PIECE] for i in range(0, len(content), PIECE)] or [""]
+    lines = []
+    for k, piece in enumerate(pieces):
+        first = k == 0
+        script = (f"{'mkdir -p ' + shlex.quote(directory) + ' && ' if first else ''}"
+                  f"printf %s {shlex.quote(piece)} {'>' if first else '>>'} {path}")
+        lines.append("sh -c " + shlex.quote(script))
+    return lines
+
+
+def batch(tool: str, lines: list[str], directory: str, name: str, above: int) -> list[str]:
+    """`tool LINE` each, or past `above` lines one `tool -batch FILE` (a core router with
+    thousands of links would otherwise take thousands of exec round trips)."""
+    if len(lines) <= above:
+        return [f"{tool} {line}" for line in lines]
+    return [*write_file(directory, name, "\n".join(lines) + "\n"),
+            f"{tool} -batch {shlex.quote(directory + '/' + name)}"]
+
+
+def nft(ruleset: str, directory: str) -> list[str]:
+    if len(ruleset) <= PIECE:
+        return ["nft " + shlex.quote(ruleset)]
+    return [*write_file(directory, "rules.nft", ruleset),
+            f"nft -f {shlex.quote(directory + '/rules.nft')}"]
 
 
 def sysctl(values: dict[str, str]) -> str:
     return "sysctl -qw " + " ".join(f"{k}={v}" for k, v in sorted(values.items()))
-
-
-def write_file(directory: str, name: str, content: str) -> str:
-    script = (f"mkdir -p {shlex.quote(directory)} && printf %s {shlex.quote(content)} > "
-              f"{shlex.quote(directory + '/' + name)}")
-    return "sh -c " + shlex.quote(script)
 
 
 def start_service(directory: str, name: str, argv: tuple[str, ...], env: dict[str, str]
@@ -89,23 +111,24 @@ def start_service(directory: str, name: str, argv: tuple[str, ...], env: dict[st
 
 
 def host_commands(node: PlannedNode, plan: NetworkPlan, setup: NodeSetup,
-                  links: NodeLinks, state_dir: str, python: str = "python3") -> list[str]:
+                  links: NodeLinks, state_dir: str, python: str = "python3",
+                  batch_above: int = BATCH_ABOVE) -> list[str]:
     """Everything the netns backend does for `node`, in the same order."""
     mgmt = node.mgmt_interface or "eth0"
-    lines = [QUIET]
+    ip = []
     for iface in node.interfaces:
         if iface.address:
-            lines.append(f"ip addr add {iface.address} dev {iface.name}")
-        lines.append(f"ip link set {iface.name} up")
-    lines.append(DROP_MGMT_DEFAULT)
-    lines += [f"ip route add {r.destination} via {r.via}" for r in node.routes]
-    lines += [f"tc {line}" for line in links.tc]
-    ruleset = setup.nft_ruleset + nft_loss_table(links.losses) + mgmt_guard(mgmt)
-    lines.append(nft(ruleset))
+            ip.append(f"addr add {iface.address} dev {iface.name}")
+        ip.append(f"link set {iface.name} up")
+    ip += [f"route add {r.destination} via {r.via}" for r in node.routes]
+    lines = [QUIET, DROP_MGMT_DEFAULT]
+    lines += batch("ip", ip, state_dir, "ip.batch", batch_above)
+    lines += batch("tc", links.tc, state_dir, "tc.batch", batch_above)
+    lines += nft(setup.nft_ruleset + nft_loss_table(links.losses) + mgmt_guard(mgmt), state_dir)
     if setup.sysctls:
         lines.append(sysctl(setup.sysctls))
     for name, content in setup.files.items():
-        lines.append(write_file(state_dir, name, content))
+        lines += write_file(state_dir, name, content)
     if setup.services and not setup.files:
         lines.append("mkdir -p " + shlex.quote(state_dir))
     values = placeholder_values(node, plan, state_dir)
@@ -117,12 +140,11 @@ def host_commands(node: PlannedNode, plan: NetworkPlan, setup: NodeSetup,
     return lines
 
 
-def switch_commands(ports: list[str], links: NodeLinks, mgmt: str = "eth0") -> list[str]:
+def switch_commands(ports: list[str], links: NodeLinks, state_dir: str, mgmt: str = "eth0",
+                    batch_above: int = BATCH_ABOVE) -> list[str]:
     """A switch is a node holding one Linux bridge over all its ports."""
-    lines = [QUIET, f"ip link add {BRIDGE} type bridge stp_state 0 mcast_snooping 0",
-             f"ip link set {BRIDGE} up"]
-    lines += [f"ip link set {port} master {BRIDGE} up" for port in ports]
-    lines.append(DROP_MGMT_DEFAULT)
-    lines += [f"tc {line}" for line in links.tc]
-    lines.append(nft(nft_loss_table(links.losses) + mgmt_guard(mgmt)))
-    return lines
+    ip = [f"link add {BRIDGE} type bridge stp_state 0 mcast_snooping 0",
+          f"link set {BRIDGE} up", *(f"link set {port} master {BRIDGE} up" for port in ports)]
+    return [QUIET, DROP_MGMT_DEFAULT, *batch("ip", ip, state_dir, "ip.batch", batch_above),
+            *batch("tc", links.tc, state_dir, "tc.batch", batch_above),
+            *nft(nft_loss_table(links.losses) + mgmt_guard(mgmt), state_dir)]

@@ -24,9 +24,6 @@ from typing import Any
 
 import yaml
 
-ADDR = re.compile(r"^ip addr add (\S+) dev (\S+)$")
-DEFAULT = re.compile(r"^ip route add default via (\S+)$")
-
 
 def _run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, **kwargs)
@@ -50,23 +47,27 @@ class ReplayLab:
         return f"clab-{self.name}-{node}"
 
     def addresses(self, node: str) -> list[tuple[str, str]]:
-        """(CIDR, interface) of every `ip addr add` line of the node, in order."""
-        return [(m[1], m[2]) for c in self.nodes[node].get("exec", [])
-                if (m := ADDR.match(c))]
+        """(CIDR, interface) of the node's emulated interfaces as built (eth1, eth2, ...;
+        not management's eth0), in interface order."""
+        shown = self.exec(node, "ip", "-4", "-o", "addr", "show").stdout.splitlines()
+        found = [(f[3], f[1]) for f in (line.split() for line in shown)
+                 if f[1] not in ("lo", "eth0")]
+        return sorted(found, key=lambda a: int(a[1].removeprefix("eth").split("@")[0]))
 
     def addr(self, node: str) -> str:
         found = self.addresses(node)
-        assert found, f"{node} has no address in its exec lines"
+        assert found, f"{node} has no address on an emulated interface"
         return found[0][0].split("/")[0]
 
     def uplink_addr(self, node: str) -> str:
         """The address on the interface that holds the default route."""
-        via = [m[1] for c in self.nodes[node]["exec"] if (m := DEFAULT.match(c))]
-        assert via, f"{node} has no default route in its exec lines"
-        for cidr, _ in self.addresses(node):
-            if ipaddress.ip_address(via[0]) in ipaddress.ip_interface(cidr).network:
+        route = self.exec(node, "ip", "route", "show", "default").stdout.split()
+        assert "dev" in route, f"{node} has no default route"
+        device = route[route.index("dev") + 1]
+        for cidr, iface in self.addresses(node):
+            if iface == device:
                 return cidr.split("/")[0]
-        raise AssertionError(f"{node}: no address on the default route's subnet")
+        raise AssertionError(f"{node}: no address on {device}, its default route's device")
 
     def mgmt_addr(self, node: str) -> str:
         return str(self.nodes[node]["mgmt-ipv4"])

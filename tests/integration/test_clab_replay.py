@@ -47,7 +47,7 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ReplayLab
     topology = load_topology(source)
     state_root = root / "state"
     export = export_containerlab(topology, build_plan(topology),
-                                 ExportOptions(state_root=str(state_root)))
+                                 ExportOptions(state_root=str(state_root), batch_above=4))
     path = root / f"{name}.clab.yml"
     path.write_text(export.dump())
     lab = ReplayLab(path)
@@ -102,6 +102,8 @@ def test_reachability_over_the_emulated_network_never_management(
 def test_the_exported_service_runs_with_its_placeholders_filled(
         replay: tuple[ReplayLab, Path]) -> None:
     lab, state_root = replay
+    # the core routers' many lines came as one `ip -batch` file (batch_above=4 here)
+    assert any(line.startswith("ip -batch ") for _, line in lab.exec_log)
     url = f"http://{lab.addr('svc')}:{SERVICE_PORT}/"
     deadline = time.monotonic() + 10
     while True:

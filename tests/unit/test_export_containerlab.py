@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import yaml
 
 from testbed.errors import ExportError, TopologyError
 from testbed.export.containerlab import ExportOptions, export_containerlab
+from testbed.export.node_setup import write_file
 from testbed.plan.build import build_plan
 from testbed.plan.model import NetworkPlan
 from testbed.topology.loader import load_topology, load_topology_text
@@ -334,3 +336,21 @@ def test_the_docs_name_the_export_and_import_commands_and_every_option() -> None
     assert "podman build -f images/node/Containerfile" in guide
     assert "podman build -f images/node/Containerfile" in (
         REPO / "images" / "node" / "Containerfile").read_text()
+
+
+def test_large_nodes_stay_within_what_one_exec_line_may_carry(tmp_path: Path) -> None:
+    """A router with many links gets one `ip -batch` file instead of an exec round trip
+    per line, and a large file (a login server's user list grows with the lab) is written
+    in pieces, each far below Linux's 128 KiB per argument, that add up to the file."""
+    hosts = "".join(f"\n  h{i}: {{kind: host, uplink: {{to: core}}}}" for i in range(40))
+    nodes = exported(topology_of("nodes:\n  core: {kind: router}" + hosts))["topology"]["nodes"]
+    core = nodes["core"]["exec"]
+    assert "ip -batch /var/lib/testbed/core/ip.batch" in core and len(core) < 10, core
+    assert not any(line.startswith("ip -batch") for line in nodes["h1"]["exec"])
+
+    content = json.dumps({f"user{i:05}": "x" * 24 for i in range(4000)})  # ~150 kB
+    lines = write_file(str(tmp_path / "login"), "peer.json", content)
+    assert len(lines) > 1 and max(len(line.encode()) for line in lines) < 64 * 1024
+    for line in lines:  # run as containerlab would: split, no shell of ours
+        subprocess.run(shlex.split(line), check=True)
+    assert (tmp_path / "login" / "peer.json").read_text() == content
