@@ -5,6 +5,7 @@ proxy-only and reachability checks as the native lab run on it."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -29,12 +30,23 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 TYPES = ("full-cone", "port-restricted-cone", "symmetric")
 SERVICE_PORT = 8081
-TOPOLOGY = "nodes:" + nat_topology(TYPES, core="{kind: router, uplink: {to: internet}}") \
-    + CORP_SITE + f"""
+# the reference overlay: pc1 (a peer in the proxy-only site) logs in to `login` and joins
+# the supernode sn1, all through the proxy
+OVERLAY = """
+overlay:
+  policy: fixed
+  time_scale: 0.1
+  warmup: 2s
+  supernode: {min_uptime: 1s}
+"""
+TOPOLOGY = OVERLAY + "nodes:" + nat_topology(
+    TYPES, core="{kind: router, uplink: {to: internet}}") + CORP_SITE + f"""
   svc:
     kind: host
     uplink: {{to: internet, up: 10Mbit, down: 20Mbit, queue: 50}}
     command: python3 -m http.server {SERVICE_PORT} --bind {{addr}}
+  login: {{kind: login, uplink: {{to: internet}}}}
+  sn1: {{kind: peer, labels: {{sn_capable: true}}, uplink: {{to: internet, bandwidth: 10Mbit}}}}
 """
 
 
@@ -141,3 +153,27 @@ def test_an_exported_file_comes_up_natively(tmp_path: Path, state_root: Path) ->
     finally:
         down = run_cli("down", name, state_dir=state_root)
         assert down.returncode == 0, down.stderr
+
+
+def test_the_reference_overlay_runs_and_reports_over_management(
+        replay: tuple[ReplayLab, Path]) -> None:
+    """The exported `python3 -m testbed peer` lines run the login server, a supernode and
+    a client behind the proxy-only firewall; the client logs in and attaches (through
+    the proxy), and its control API and metrics answer on its management address."""
+    lab, _ = replay
+
+    def get(node: str, path: str) -> str:
+        url = f"http://{lab.mgmt_addr(node)}:9100{path}"
+        return subprocess.run(["ip", "netns", "exec", lab.mgmt_namespace, "curl", "-s",
+                               "-m", "3", url], capture_output=True, text=True).stdout
+
+    deadline = time.monotonic() + 60
+    status: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        text = get("pc1", "/status")
+        status = json.loads(text) if text else {}
+        if status.get("logged_in"):
+            break
+        time.sleep(0.5)
+    assert status.get("logged_in") and status.get("attached_to"), status
+    assert "peer_logged_in 1.0" in get("pc1", "/metrics")
