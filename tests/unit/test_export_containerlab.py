@@ -354,3 +354,14 @@ def test_large_nodes_stay_within_what_one_exec_line_may_carry(tmp_path: Path) ->
     for line in lines:  # run as containerlab would: split, no shell of ours
         subprocess.run(shlex.split(line), check=True)
     assert (tmp_path / "login" / "peer.json").read_text() == content
+
+
+def test_a_link_capture_is_left_out_with_a_note() -> None:
+    topology = topology_of("""
+nodes:
+  core: {kind: router}
+  a: {kind: host, uplink: {to: core, capture: {filter: udp}}}
+""")
+    export = export_containerlab(topology, build_plan(topology))
+    assert export.notes == ["nodes.a.uplink: capture: is not exported (captures record under "
+                            "`testbed run`; run tcpdump in the node instead)"]
