@@ -157,8 +157,12 @@ def _node(run: _Import, name: str, spec: dict[str, Any], topo: dict[str, Any],
     forwards = False
     lines = spec.get("exec") or []
     for i, line in enumerate(lines):
-        words = shlex.split(str(line))
         here = f"{path}.exec[{i}]"
+        try:
+            words = shlex.split(str(line))
+        except ValueError as exc:  # an unclosed quote
+            run.report(f"node {name}: exec line {line!r}: {exc}", lines, i, here)
+            continue
         if words[:3] == ["ip", "addr", "add"] or words[:3] == ["ip", "address", "add"]:
             if len(words) == 6 and words[4] == "dev":
                 addresses.setdefault(name, {})[words[5]] = words[3]
