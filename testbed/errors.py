@@ -51,6 +51,13 @@ class TopologyError(InputError):
         super().__init__(problems, what="topology")
 
 
+class ExportError(InputError):
+    """The topology uses something the export format cannot express."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__(problems, what="export")
+
+
 class ScenarioError(InputError):
     """The scenario YAML is invalid."""
 

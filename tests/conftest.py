@@ -47,6 +47,13 @@ class RunningLab(Lab):
         assert address, f"{node} has no address"
         return address
 
+    def uplink_addr(self, node: str) -> str:
+        """The address of the node's uplink interface (a NAT's public address)."""
+        planned = self.plan.nodes[node]
+        wan = [i for i in planned.interfaces if i.name == planned.uplink_interface]
+        assert wan and wan[0].address, f"{node} has no uplink address"
+        return wan[0].address.split("/")[0]
+
     def exec(self, node: str, *argv: str, timeout: float | None = 30,
              check: bool = False) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["ip", "netns", "exec", self.ns(node), *argv],

@@ -16,6 +16,7 @@ from testbed.cli import (
     demo,
     down,
     exec_cmd,
+    export,
     graph,
     inspect,
     inventory,
@@ -30,7 +31,7 @@ from testbed.cli import (
 from testbed.errors import InputError, TestbedError
 
 COMMANDS = (validate, schema, up, down, inspect, exec_cmd, reboot, run, results, compare,
-            graph, demo, peer, capture, check, inventory)
+            graph, demo, peer, capture, check, inventory, export)
 
 EPILOG = """\
 typical session:

@@ -9,9 +9,10 @@ from testbed.plan.model import NetworkPlan, PlannedNode
 
 def forward_chain(node: PlannedNode, plan: NetworkPlan, extra: Iterable[str] = ()) -> str:
     """The filter/forward chain: never forward to or from the management interface."""
+    mgmt = node.mgmt_interface or "mgmt0"  # eth0 in a containerlab export
     rules = [
-        'iifname "mgmt0" drop',
-        'oifname "mgmt0" drop',
+        f'iifname "{mgmt}" drop',
+        f'oifname "{mgmt}" drop',
         *egress_rules(node, plan),
         *extra,
     ]

@@ -33,10 +33,16 @@ LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 def load_topology(path: str | Path, overrides: Mapping[str, str] | None = None) -> Topology:
     """Load, expand and validate a topology file. `overrides` are --set name=value pairs."""
     path = Path(path)
+    from testbed.export import clab_import  # `testbed up lab.clab.yml`
+
+    if clab_import.is_containerlab(path, None):
+        return clab_import.load_containerlab(path, overrides or {})
     try:
         raw = load_yaml(path)
     except YamlSourceError as exc:
         raise TopologyError(exc.problems) from None
+    if clab_import.is_containerlab(path, raw):
+        return clab_import.import_containerlab(raw, str(path), overrides or {})
     return build_topology(raw, str(path), overrides or {})
 
 

@@ -1,0 +1,168 @@
+"""Build a containerlab topology the way containerlab would, from the file alone, where
+containerlab itself cannot run: one namespace per node with a management eth0 on a
+management bridge (address `mgmt-ipv4`, default route via the management gateway, as
+docker gives it), the links as veths named as their endpoints, then exactly the node's
+`exec` lines (split as containerlab splits them, `$$` back to `$`), node by node in the
+order of the `configure` stage's `wait-for`. Only what the file says is used: no plan,
+no testbed code. The interpreter's directory comes first on PATH, standing in for the
+node image's Python with the project installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def _run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, **kwargs)
+
+
+class ReplayLab:
+    """A replayed export: the same `exec`/`popen`/`python`/`addr` as tests.conftest's
+    RunningLab, so the shared checks run on it unchanged."""
+
+    def __init__(self, path: Path) -> None:
+        self.doc = yaml.safe_load(path.read_text())
+        self.name = self.doc["name"]
+        self.nodes: dict[str, dict[str, Any]] = self.doc["topology"]["nodes"]
+        self.mgmt_namespace = f"clab-{self.name}--mgmt"
+        self.created: list[str] = []
+        self.exec_log: list[tuple[str, str]] = []  # (node, command) as run
+
+    # --- what the shared checks use ---------------------------------------------------
+    def ns(self, node: str) -> str:
+        assert node in self.nodes, f"{node} is not in the export"
+        return f"clab-{self.name}-{node}"
+
+    def addresses(self, node: str) -> list[tuple[str, str]]:
+        """(CIDR, interface) of the node's emulated interfaces as built (eth1, eth2, ...;
+        not management's eth0), in interface order."""
+        shown = self.exec(node, "ip", "-4", "-o", "addr", "show").stdout.splitlines()
+        found = [(f[3], f[1]) for f in (line.split() for line in shown)
+                 if f[1] not in ("lo", "eth0")]
+        return sorted(found, key=lambda a: int(a[1].removeprefix("eth").split("@")[0]))
+
+    def addr(self, node: str) -> str:
+        found = self.addresses(node)
+        assert found, f"{node} has no address on an emulated interface"
+        return found[0][0].split("/")[0]
+
+    def uplink_addr(self, node: str) -> str:
+        """The address on the interface that holds the default route."""
+        route = self.exec(node, "ip", "route", "show", "default").stdout.split()
+        assert "dev" in route, f"{node} has no default route"
+        device = route[route.index("dev") + 1]
+        for cidr, iface in self.addresses(node):
+            if iface == device:
+                return cidr.split("/")[0]
+        raise AssertionError(f"{node}: no address on {device}, its default route's device")
+
+    def mgmt_addr(self, node: str) -> str:
+        return str(self.nodes[node]["mgmt-ipv4"])
+
+    def exec(self, node: str, *argv: str, timeout: float = 30,
+             check: bool = False) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ip", "netns", "exec", self.ns(node), *argv],
+                              capture_output=True, text=True, timeout=timeout, check=check)
+
+    def popen(self, node: str, *argv: str, **kwargs: Any) -> subprocess.Popen[str]:
+        return subprocess.Popen(["ip", "netns", "exec", self.ns(node), *argv], text=True,
+                                **kwargs)
+
+    def python(self, node: str, code: str, timeout: float = 30
+               ) -> subprocess.CompletedProcess[str]:
+        return self.exec(node, sys.executable, "-c", textwrap.dedent(code), timeout=timeout)
+
+    # --- build and remove ---------------------------------------------------------------
+    def _netns(self, name: str) -> None:
+        self.created.append(name)  # before it exists, so a failure still cleans it
+        _run(["ip", "netns", "add", name], check=True)
+
+    def _ip(self, ns: str, *args: str) -> None:
+        result = _run(["ip", "-n", ns, *args])
+        assert result.returncode == 0, f"ip -n {ns} {' '.join(args)}: {result.stderr}"
+
+    def build(self) -> None:
+        subnet = ipaddress.ip_network(self.doc["mgmt"]["ipv4-subnet"])
+        gateway = next(subnet.hosts())
+        self._netns(self.mgmt_namespace)
+        self._ip(self.mgmt_namespace, "link", "add", "mgmt", "type", "bridge")
+        self._ip(self.mgmt_namespace, "addr", "add", f"{gateway}/{subnet.prefixlen}",
+                 "dev", "mgmt")
+        self._ip(self.mgmt_namespace, "link", "set", "mgmt", "up")
+        for i, (node, spec) in enumerate(self.nodes.items()):
+            ns = self.ns(node)
+            self._netns(ns)
+            self._ip(ns, "link", "set", "lo", "up")
+            self._ip(ns, "link", "add", "eth0", "type", "veth", "peer", "name", f"m{i}",
+                     "netns", self.mgmt_namespace)
+            self._ip(self.mgmt_namespace, "link", "set", f"m{i}", "master", "mgmt", "up")
+            self._ip(ns, "addr", "add", f"{spec['mgmt-ipv4']}/{subnet.prefixlen}", "dev", "eth0")
+            self._ip(ns, "link", "set", "eth0", "up")
+            self._ip(ns, "route", "add", "default", "via", str(gateway))  # as docker does
+        for link in self.doc["topology"]["links"]:
+            (a, a_if), (b, b_if) = (e.split(":", 1) for e in link["endpoints"])
+            self._ip(self.ns(a), "link", "add", a_if, "type", "veth", "peer", "name", b_if,
+                     "netns", self.ns(b))
+            self._ip(self.ns(a), "link", "set", a_if, "up")
+            self._ip(self.ns(b), "link", "set", b_if, "up")
+        for node in self._configure_order():
+            self._configure(node)
+
+    def _configure_order(self) -> list[str]:
+        """Nodes after the nodes their `configure` stage waits for."""
+        done: list[str] = []
+
+        def visit(node: str, path: tuple[str, ...]) -> None:
+            assert node not in path, f"wait-for cycle: {path + (node,)}"
+            if node in done:
+                return
+            stage = (self.nodes[node].get("stages") or {}).get("configure") or {}
+            for dep in stage.get("wait-for", []):
+                visit(dep["node"], path + (node,))
+            done.append(node)
+
+        for node in self.nodes:
+            visit(node, ())
+        return done
+
+    def _env(self, node: str) -> dict[str, str]:
+        spec = self.nodes[node]
+        env = dict(os.environ)
+        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+        env.update({k: str(v) for k, v in (spec.get("env") or {}).items()})
+        env.update({f"CLAB_LABEL_{re.sub(r'[^A-Za-z0-9]', '_', k).upper()}": str(v)
+                    for k, v in (spec.get("labels") or {}).items()})
+        env["CLAB_NODE_NAME"] = node
+        return env
+
+    def _configure(self, node: str) -> None:
+        env = self._env(node)
+        for command in self.nodes[node].get("exec", []):
+            argv = shlex.split(command.replace("$$", "$"))
+            result = _run(["ip", "netns", "exec", self.ns(node), *argv], env=env)
+            self.exec_log.append((node, command))
+            assert result.returncode == 0, (
+                f"{node}: exec line failed ({result.returncode}): {command}\n{result.stderr}")
+
+    def down(self) -> None:
+        """Stop what the exec lines left running in our namespaces (by pid), remove them."""
+        for ns in reversed(self.created):
+            pids = _run(["ip", "netns", "pids", ns]).stdout.split()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+            _run(["ip", "netns", "del", ns])
+        self.created.clear()
