@@ -3,7 +3,8 @@
 scenario's expect: over the pcaps and the live Prometheus (login burst, NAT, proxy, a
 relayed and a direct call), and exits 1 because of one
 deliberately broken expectation; `testbed check` reaches the same verdicts afterwards
-from the pcaps and the run's TSDB snapshot; an interrupted run still stops tcpdump and keeps its pcaps."""
+from the pcaps and the run's TSDB snapshot; an interrupted run still stops tcpdump and
+keeps its pcaps."""
 
 from __future__ import annotations
 
