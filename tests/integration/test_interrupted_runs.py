@@ -143,6 +143,7 @@ def test_a_killed_run_is_recovered_by_down(tmp_path: Path) -> None:
     assert sorted(index) == ["alice", "login"]
     assert all((run_dir / e["file"]).stat().st_size > 24 for e in index.values())
     assert (run_dir / "tsdb").is_dir() and not (run_dir / "prometheus" / "data").exists()
+    assert (run_dir / "report" / "report.html").is_file(), down.stdout
     info = json.loads((run_dir / "run.json").read_text())
     assert info["complete"] is False and info["recovered_unix"]
     again = run_cli("results", "recover", str(run_dir), "--no-report")  # idempotent
