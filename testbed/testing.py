@@ -37,10 +37,11 @@ class CaptureHandle:
 
     def stop(self) -> dict[str, Any]:
         fresh = not self.capture.entry
-        entry = self.capture.stop(relative_to=self.index.parent.parent)
-        if fresh:
-            update_index(self.index, entry)
-        return entry
+        try:
+            return self.capture.stop(relative_to=self.index.parent.parent)
+        finally:  # indexed even when tcpdump ended badly (the entry says so)
+            if fresh and self.capture.entry:
+                update_index(self.index, self.capture.entry)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a cap (max_packets, max_seconds) to end it; True if it ended."""

@@ -33,6 +33,7 @@ from testbed.nodes.templating import placeholder_values, render_argv
 from testbed.plan.model import NetworkPlan, PlannedNode, Shaping, VethEnd
 from testbed.process import commands, namespaces
 from testbed.process.launcher import request_fork
+from testbed.process.logguard import start_log_guard
 from testbed.process.records import ProcessRecord
 from testbed.process.supervisor import Supervisor, is_alive, signal_group, stop
 from testbed.progress import Progress
@@ -94,6 +95,7 @@ class NetnsBackend:
     # --- build ----------------------------------------------------------------------
     def build(self, plan: NetworkPlan, state: StateStore, progress: Progress,
               checkpoint: Checkpoint = no_check) -> None:
+        start_log_guard(state)  # every journaled service's log stays bounded
         spaces = plan.namespaces()
         progress.stage("namespaces", len(spaces))
         for chunk in _chunks(spaces, CHUNK):

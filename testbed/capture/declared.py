@@ -3,8 +3,10 @@
 
 Placing is pure (plan in, problems with file:line out), so a wrong node or interface fails
 before anything is built. CaptureSet owns the running tcpdumps: it records each one as
-soon as it started (so an interrupt in the middle still stops those), stops them all even
-when one fails, and writes the run's captures/index.json from what they reported.
+soon as it started (so an interrupt in the middle still stops those) and writes its entry
+to the run's captures/index.json at once (so even a killed run has an index), stops them
+all even when one fails, and then writes the index from what they reported and what is
+on disk.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from testbed.capture.options import CaptureOptions
-from testbed.capture.tcpdump import Capture, CaptureSpec, start_capture, update_index
+from testbed.capture.tcpdump import (
+    Capture,
+    CaptureSpec,
+    index_from_disk,
+    start_capture,
+    update_index,
+)
 from testbed.errors import CaptureError, Problem
 from testbed.plan.model import NetworkPlan, PlannedNode
 from testbed.topology.model import Topology
@@ -127,26 +135,33 @@ class CaptureSet:
     running: list[Capture] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
 
-    def start(self) -> None:
-        """Start every capture; each is recorded the moment it listens."""
+    def start(self, relative_to: Path | None = None) -> None:
+        """Start every capture; each is recorded (and indexed) the moment it listens.
+        Index paths are relative to `relative_to`, by default the run directory (the
+        parent of `directory`)."""
         for p in self.placed:
             capture = start_capture(p.spec, p.namespace, p.interface,
                                     self.directory / f"{p.name}.pcap")
             capture.name = p.name
             self.running.append(capture)
+            update_index(self.directory / "index.json",
+                         capture.skeleton(relative_to or self.directory.parent))
 
     def stop(self, relative_to: Path | None = None) -> list[str]:
         """Stop them all (idempotent) and write index.json; returns the problems met (a
-        capture that failed still leaves the others' entries and pcaps)."""
+        capture that failed still leaves its entry, noting the problem, and the others')."""
         errors = []
         for capture in self.running:
             try:
-                entry = capture.stop(relative_to=relative_to)
+                capture.stop(relative_to=relative_to)
             except CaptureError as exc:
                 errors.append(str(exc))
-                continue
-            if entry not in self.entries:
-                self.entries.append(entry)
+            if capture.entry and capture.entry not in self.entries:
+                self.entries.append(capture.entry)
         if self.entries:
             update_index(self.directory / "index.json", *self.entries)
+        if self.directory.is_dir():
+            found = index_from_disk(self.directory, relative_to)
+            if found:
+                update_index(self.directory / "index.json", *found)
         return errors

@@ -101,10 +101,17 @@ def load_run(run_dir: str | Path) -> RunData:
     info = _json(run_dir / "run.json", "run.json")
     lab = _json(run_dir / "lab.json", "lab.json") if (run_dir / "lab.json").is_file() else {}
     index_path = run_dir / "captures" / "index.json"
-    if not index_path.is_file():
-        return RunData(run_dir, info, lab.get("nodes") or {}, [],
-                       "the run has no captures/index.json (no capture was declared)")
-    entries = _json(index_path, "captures/index.json")
+    if index_path.is_file():
+        entries = _json(index_path, "captures/index.json")
+    else:  # an interrupted run: the pcaps on disk are the index
+        from testbed.capture.tcpdump import index_from_disk
+
+        entries = index_from_disk(run_dir / "captures", run_dir) \
+            if (run_dir / "captures").is_dir() else []
+        if not entries:
+            return RunData(run_dir, info, lab.get("nodes") or {}, [],
+                           "the run has no captures/index.json and no pcaps in captures/ "
+                           "(no capture was declared, or none started)")
     captures = []
     for entry in entries if isinstance(entries, list) else []:
         captures.append(CaptureInfo(

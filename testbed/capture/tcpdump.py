@@ -134,34 +134,55 @@ class Capture:
             time.sleep(0.02)
 
     def stop(self, timeout: float = 10.0, relative_to: Path | None = None) -> dict[str, Any]:
-        """SIGINT (tcpdump flushes and reports), then the index entry; idempotent."""
+        """SIGINT (tcpdump flushes and reports), then the index entry; idempotent.
+
+        tcpdump may have gone already (a terminal's Ctrl-C reaches its whole process
+        group; a cap ended it): that is not an error, its pcap and log are what count.
+        A problem (no clean exit) still gives the entry, with the problem in it, and
+        raises only after the entry is kept, so the index never loses a capture."""
         if self.entry:
             return self.entry
+        problem = ""
         if self.proc.poll() is None:
             self._drain()
-            os.kill(self.proc.pid, signal.SIGINT)
+            with contextlib.suppress(ProcessLookupError):  # exited meanwhile
+                if self.proc.poll() is None:
+                    os.kill(self.proc.pid, signal.SIGINT)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise CaptureError(f"tcpdump on {self.spec.node}:{self.interface} did not "
-                                   f"stop on SIGINT within {timeout:g}s; killed it (the pcap "
-                                   f"{self.path} may be cut short)") from None
+                problem = (f"tcpdump on {self.spec.node}:{self.interface} did not stop on "
+                           f"SIGINT within {timeout:g}s; killed it (the pcap {self.path} may "
+                           "be cut short)")
         stopped = time.time()
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        if self.proc.returncode not in (0, TIMED_OUT):
-            raise CaptureError(f"tcpdump on {self.spec.node}:{self.interface} failed (exit "
-                               f"{self.proc.returncode}): {text.strip()}")
-        packets, dropped = parse_stats(text)
+        # 0: clean; 124: timeout's cap; -SIGINT: interrupted before tcpdump's handler
+        if not problem and self.proc.returncode not in (0, TIMED_OUT, -signal.SIGINT):
+            problem = (f"tcpdump on {self.spec.node}:{self.interface} failed (exit "
+                       f"{self.proc.returncode}): {text.strip()}")
+        self.entry = {**self.skeleton(relative_to), "stopped_unix": stopped,
+                      **_stats(text)}
+        if problem:
+            self.entry["problem"] = problem
+            raise CaptureError(problem)
+        return self.entry
+
+    def skeleton(self, relative_to: Path | None = None) -> dict[str, Any]:
+        """The index entry as known at start (written at once, so it survives a kill)."""
         where = self.path
         if relative_to is not None and self.path.is_relative_to(relative_to):
             where = self.path.relative_to(relative_to)
-        self.entry = {"name": self.name, "node": self.spec.node, "interface": self.interface,
-                      "filter": self.spec.filter, "snaplen": self.spec.snaplen,
-                      "file": str(where), "packets": packets, "dropped": dropped,
-                      "started_unix": self.started_unix, "stopped_unix": stopped}
-        return self.entry
+        return {"name": self.name, "node": self.spec.node, "interface": self.interface,
+                "filter": self.spec.filter, "snaplen": self.spec.snaplen,
+                "file": str(where), "packets": None, "dropped": None,
+                "started_unix": self.started_unix, "stopped_unix": None}
+
+
+def _stats(log_text: str) -> dict[str, int | None]:
+    packets, dropped = parse_stats(log_text)
+    return {"packets": packets, "dropped": dropped}
 
 
 def start_capture(spec: CaptureSpec, namespace: str, interface: str, output: Path,
@@ -173,9 +194,11 @@ def start_capture(spec: CaptureSpec, namespace: str, interface: str, output: Pat
     log = output.with_name(output.name + ".log")
     name = spec.name or f"{spec.node}-{interface}"
     with open(log, "wb") as err:
+        # its own session: a terminal's Ctrl-C is for the testbed, which stops the
+        # capture itself after the traffic in flight has been drained
         proc = subprocess.Popen(tcpdump_argv(spec, namespace, interface, output),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=err)
+                                stderr=err, start_new_session=True)
     capture = Capture(spec, name, namespace, interface, output, log, proc, time.time())
     deadline = time.monotonic() + ready_timeout
     try:
@@ -211,6 +234,33 @@ def read_index(path: Path) -> list[dict[str, Any]]:
     if not isinstance(entries, list):
         raise CaptureError(f"{path} must hold a JSON list of captures")
     return entries
+
+
+def index_from_disk(directory: Path, run_dir: Path | None = None) -> list[dict[str, Any]]:
+    """A captures directory's index as its files show it: the entries of its index.json
+    (written when each capture started), every pcap the index does not list (named after
+    its file), and what an interrupted capture never reported (packets and drops from its
+    tcpdump log, the stop time from the pcap's last write)."""
+    entries = {e["name"]: dict(e) for e in read_index(directory / "index.json")}
+    listed = {e.get("file") for e in entries.values()}
+    for pcap in sorted(directory.glob("*.pcap")):
+        where = pcap.relative_to(run_dir) if run_dir and pcap.is_relative_to(run_dir) \
+            else pcap
+        if str(where) not in listed and pcap.stem not in entries:
+            entries[pcap.stem] = {"name": pcap.stem, "node": "", "interface": "",
+                                  "filter": "", "file": str(where), "packets": None,
+                                  "dropped": None, "started_unix": None,
+                                  "stopped_unix": None}
+    for entry in entries.values():
+        file = Path(entry["file"])
+        pcap = file if file.is_absolute() else (run_dir or directory.parent) / file
+        if entry.get("packets") is None:
+            log = pcap.with_name(pcap.name + ".log")
+            if log.exists():
+                entry.update(_stats(log.read_text(errors="replace")))
+        if entry.get("stopped_unix") is None and pcap.exists():
+            entry["stopped_unix"] = pcap.stat().st_mtime
+    return list(entries.values())
 
 
 def update_index(path: Path, *entries: dict[str, Any]) -> Path:

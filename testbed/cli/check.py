@@ -1,9 +1,12 @@
 """`testbed check RUN [EXPECT]`: evaluate expectations over a run's pcaps and Prometheus
-data; a verdict per expectation, JUnit XML for CI, exit 0 only if every one passed."""
+data; a verdict per expectation, JUnit XML for CI, exit 0 only if every one passed.
+PromQL expectations are evaluated on the run's own TSDB (a Prometheus started on it for
+the check), so a stored run gives the same verdicts now and later."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -28,8 +31,9 @@ def add_parser(sub: Any) -> None:
                         "the expect: list of the run's scenario.yaml")
     p.add_argument("--junit", metavar="FILE", help="also write JUnit XML here")
     p.add_argument("--prometheus", metavar="URL",
-                   help="Prometheus to query for promql checks instead of run.json's "
-                        "(e.g. the one `testbed results serve RUN` opens)")
+                   help="Prometheus to query for promql checks; by default a Prometheus "
+                        "is started on the run's own TSDB snapshot for the check (and "
+                        "stopped), else run.json's URL (a run still going)")
     p.add_argument("--no-prefilter", action="store_true",
                    help="decode every packet in Python instead of pre-filtering with tcpdump")
     p.set_defaults(run=run)
@@ -39,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from testbed.capture.evaluate import check_run
     from testbed.capture.expectations import load_expectations
     from testbed.capture.verdict import report, write_junit
+    from testbed.metrics.offline import OfflinePrometheus, recorded_tsdb
 
     run_dir = Path(args.run_dir)
     source = Path(args.expect) if args.expect else run_dir / "scenario.yaml"
@@ -47,8 +52,15 @@ def run(args: argparse.Namespace) -> int:
         raise ExpectationError([Problem(f"expectation file not found{hint}", str(source))])
     expectations = load_expectations(source)
     began = time.monotonic()
-    verdicts = check_run(run_dir, expectations, args.prometheus,
-                         prefilter=not args.no_prefilter)
+    with contextlib.ExitStack() as stack:
+        url = args.prometheus
+        tsdb = recorded_tsdb(run_dir)
+        if url is None and tsdb is not None and any(e.check == "promql"
+                                                    for e in expectations):
+            url = stack.enter_context(OfflinePrometheus(tsdb)).url
+            print(f"promql checks: a Prometheus on the run's {tsdb.name}/ ({url})",
+                  flush=True)
+        verdicts = check_run(run_dir, expectations, url, prefilter=not args.no_prefilter)
     sys.stdout.write(report(verdicts))
     print(f"checked {run_dir} against {source} in {time.monotonic() - began:.1f}s")
     if args.junit:

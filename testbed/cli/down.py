@@ -35,8 +35,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"lab {name!r} is not up; nothing to do" if name else "no lab is up; nothing to do")
         return 0
     state = find(args, name)
+    from testbed.metrics.recover import orphaned_runs, recover
+
+    orphans = orphaned_runs(state.read().processes)  # before their Prometheus is stopped
     notes = Lab(state, default_backend()).down(Progress(enabled=not args.quiet))
     for note in notes:
         print(f"  {note}", file=sys.stderr)
     print(f"lab {state.lab!r} is down")
+    for run_dir in orphans:
+        print(f"run {run_dir} was interrupted (its `testbed run` is gone): recovering its "
+              "results from disk")
+        recover(run_dir, say=lambda text: print(f"  {text}"))
     return 0

@@ -1,5 +1,7 @@
 """`testbed results serve RUN`: reopen a run's Prometheus TSDB snapshot in a Prometheus
-on the machine's loopback, to query and graph it after the lab is gone."""
+on the machine's loopback, to query and graph it after the lab is gone.
+`testbed results recover RUN`: finish an interrupted run's results from what is on disk
+(testbed/metrics/recover.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from testbed.errors import TestbedError
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("results", help="work with recorded runs (serve a run's TSDB)",
+    p = sub.add_parser("results",
+                       help="work with recorded runs (serve a run's TSDB, recover a killed run)",
                        description="Recorded runs live in results/<run-id>/.")
     actions = p.add_subparsers(dest="results_command", metavar="ACTION")
     serve = actions.add_parser(
@@ -28,10 +31,32 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--port", type=int, default=9090, help="loopback port (default 9090)")
     serve.add_argument("--address", default=None,
                        help="listen address (default $TESTBED_UI_ADDRESS or 127.0.0.1)")
+    recover = actions.add_parser(
+        "recover", help="finish the results of a run that was killed (SIGKILL, OOM, power)",
+        description="A run killed outright leaves run.json (complete: false), its steps, "
+                    "pcaps and its Prometheus's data, but no series.csv, summary.json, "
+                    "captures index or report. This starts a Prometheus on the run's data "
+                    "(on loopback, stopped afterwards) and writes them; summary.json says "
+                    "complete: false, recovered: true. Safe to run again. `testbed down` "
+                    "does it by itself for a run whose `testbed run` is gone.")
+    recover.add_argument("run_dir", metavar="RUN", help="a run directory, e.g. results/ID")
+    recover.add_argument("--no-report", action="store_true", help="skip the HTML report")
     p.set_defaults(run=run, parser=p)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.results_command == "recover":
+        from testbed.metrics.recover import recover
+
+        run_dir = Path(args.run_dir)
+        summary = recover(run_dir, report=not args.no_report)
+        if summary:
+            print(f"recovered {run_dir}: lowest online "
+                  f"{summary.get('min_online_fraction')}, final "
+                  f"{summary.get('final_online_fraction')} (complete: false)")
+        else:
+            print(f"recovered what {run_dir} had on disk (no series)")
+        return 0
     if args.results_command != "serve":
         args.parser.print_help()
         return 2

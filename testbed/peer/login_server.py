@@ -9,6 +9,7 @@ the two behaviours the outage analysis compares.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections import deque
@@ -18,8 +19,9 @@ from typing import Literal
 
 from testbed.peer.admission import Admission
 from testbed.peer.auth import ReplayGuard, TokenSigner, proof_ok
+from testbed.peer.guard import ConnectionGuard, RateLimitedLog
 from testbed.peer.metrics import PeerMetrics
-from testbed.peer.wire import Frame, MessageType, ProtocolError, StreamDecoder, encode
+from testbed.peer.wire import Frame, MessageType, ProtocolError, encode
 
 WhenFull = Literal["busy", "stall"]
 
@@ -34,7 +36,8 @@ class LoginSettings:
 
 class LoginServer:
     def __init__(self, users: dict[str, str], signer: TokenSigner, settings: LoginSettings,
-                 metrics: PeerMetrics, clock: Callable[[], float] = time.monotonic) -> None:
+                 metrics: PeerMetrics, clock: Callable[[], float] = time.monotonic,
+                 guard: ConnectionGuard | None = None) -> None:
         self.users = users
         self.signer = signer
         self.settings = settings
@@ -45,25 +48,24 @@ class LoginServer:
         self.waiting: asyncio.Queue[tuple[Frame, asyncio.StreamWriter]] = asyncio.Queue()
         self._refused: deque[float] = deque()
         self.rng = random.Random(0)
+        self.guard = guard or ConnectionGuard(
+            metrics, RateLimitedLog(logging.getLogger("testbed.peer.login")))
         metrics.set_role("login")
 
     async def serve(self, host: str, port: int) -> asyncio.Server:
         asyncio.get_running_loop().create_task(self._drain_queue())
-        return await asyncio.start_server(self.handle, host, port, backlog=4096)
+        return await asyncio.start_server(self.guard.wrap(self.handle), host, port,
+                                          backlog=4096)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        decoder = StreamDecoder()
         try:
-            while data := await reader.read(4096):
-                for frame in decoder.feed(data):
-                    if frame.type is MessageType.LOGIN:
-                        self._offer(frame, writer)
-                    else:
-                        self.metrics.protocol_errors.labels(reason="unexpected").inc()
-            if decoder.pending():
-                self.metrics.protocol_errors.labels(reason="truncated").inc()
+            async for frame in self.guard.frames(reader):
+                if frame.type is MessageType.LOGIN:
+                    self._offer(frame, writer)
+                else:
+                    self.metrics.protocol_errors.labels(reason="unexpected").inc()
         except ProtocolError as exc:
-            self.metrics.protocol_errors.labels(reason=exc.reason).inc()
+            self.guard.count(exc)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:

@@ -54,6 +54,11 @@ class PeerMetrics:
         self.protocol_errors = Counter("peer_protocol_errors_total",
                                        "frames dropped as malformed, replayed, ...",
                                        ["reason"], registry=r)
+        self.connections_refused = Counter(
+            "peer_connections_refused_total", "TCP connections closed at once by a cap",
+            ["reason"], registry=r)
+        self.open_connections = Gauge("peer_open_connections",
+                                      "accepted TCP connections open now", registry=r)
         self.start_time = Gauge("peer_process_start_time_seconds",
                                 "unix time the process started", registry=r)
         self.info = Gauge("peer_info", "constant 1 with the node name", ["node"], registry=r)

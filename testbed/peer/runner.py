@@ -22,6 +22,12 @@ from testbed.peer.auth import TokenSigner, TokenVerifier
 from testbed.peer.client import Client
 from testbed.peer.config import PeerConfig
 from testbed.peer.control import ControlServer, Handler
+from testbed.peer.guard import (
+    RateLimitedLog,
+    flush_periodically,
+    install_loop_handler,
+    raise_nofile_limit,
+)
 from testbed.peer.hostcache import HostCache
 from testbed.peer.login_server import LoginServer
 from testbed.peer.metrics import PeerMetrics
@@ -131,11 +137,16 @@ def main(config_path: Path) -> int:
     config = PeerConfig.load(config_path)
     logging.basicConfig(level=logging.INFO,
                         format=f"%(asctime)s {config.node} %(levelname)s %(message)s")
+    fds = raise_nofile_limit()  # the connection caps (guard.py) stay below this
+    log.info("open-files limit %d", fds)
     metrics = PeerMetrics(config.node)
     role = run_login if config.role == "login" else run_node
 
     async def guarded() -> None:
         loop = asyncio.get_running_loop()
+        limiter = RateLimitedLog(logging.getLogger("testbed.peer.loop"))
+        install_loop_handler(loop, limiter)
+        flusher = loop.create_task(flush_periodically(limiter))
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
@@ -145,6 +156,7 @@ def main(config_path: Path) -> int:
         if task.done() and task.exception():
             raise task.exception()  # type: ignore[misc]
         task.cancel()
+        flusher.cancel()
 
     asyncio.run(guarded())
     return 0

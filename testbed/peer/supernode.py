@@ -10,6 +10,7 @@ gives up the supernode role after sustained overload.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from collections.abc import Callable
@@ -17,13 +18,13 @@ from dataclasses import dataclass, field
 
 from testbed.peer.admission import Admission
 from testbed.peer.auth import TokenVerifier
+from testbed.peer.guard import ConnectionGuard, RateLimitedLog
 from testbed.peer.metrics import PeerMetrics
 from testbed.peer.policies import OverloadPolicy
 from testbed.peer.wire import (
     Frame,
     MessageType,
     ProtocolError,
-    StreamDecoder,
     decode_datagram,
     encode,
 )
@@ -63,7 +64,8 @@ class Supernode:
                  settings: SupernodeSettings, metrics: PeerMetrics,
                  peers: Callable[[], list[str]],
                  on_drop_role: Callable[[], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 guard: ConnectionGuard | None = None) -> None:
         self.sn_id = sn_id
         self.address = address
         self.verifier = verifier
@@ -82,13 +84,16 @@ class Supernode:
         self._callers: dict[str, tuple[str, int]] = {}
         self._relay_ports: dict[str, asyncio.Future[int]] = {}
         self.active = False
+        self.guard = guard or ConnectionGuard(
+            metrics, RateLimitedLog(logging.getLogger("testbed.peer.supernode")))
 
     # --- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         for port in (self.settings.port, *self.settings.extra_tcp_ports):
             self.servers.append(await asyncio.start_server(
-                self.handle, self.address, port, backlog=1024, reuse_address=True))
+                self.guard.wrap(self.handle), self.address, port, backlog=1024,
+                reuse_address=True))
         self.udp, _ = await loop.create_datagram_endpoint(
             lambda: _UdpProtocol(self), local_addr=(self.address, self.settings.port))
         self.active = True
@@ -109,6 +114,7 @@ class Supernode:
         self.relays.clear()
         self._relay_ports.clear()
         self.servers.clear()
+        self.guard.close()
         self.metrics.sn_children.set(0)
 
     def load(self) -> float:
@@ -116,17 +122,15 @@ class Supernode:
 
     # --- TCP ------------------------------------------------------------------------
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        decoder = StreamDecoder()
         child: Child | None = None
         peer = writer.get_extra_info("peername") or ("?", 0)
         try:
-            while self.active and (data := await reader.read(4096)):
-                for frame in decoder.feed(data):
-                    child = await self._on_tcp(frame, writer, child, f"{peer[0]}:{peer[1]}")
-            if decoder.pending():
-                self.metrics.protocol_errors.labels(reason="truncated").inc()
+            async for frame in self.guard.frames(reader):
+                if not self.active:
+                    break
+                child = await self._on_tcp(frame, writer, child, f"{peer[0]}:{peer[1]}")
         except ProtocolError as exc:
-            self.metrics.protocol_errors.labels(reason=exc.reason).inc()
+            self.guard.count(exc)
         except ConnectionError:
             pass
         finally:
@@ -288,7 +292,7 @@ class Supernode:
         try:
             frame = decode_datagram(data)
         except ProtocolError as exc:
-            self.metrics.protocol_errors.labels(reason=exc.reason).inc()
+            self.guard.count(exc)
             return
         if self.udp is None:
             return

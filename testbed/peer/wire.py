@@ -16,6 +16,7 @@ MAGIC = b"SK"
 VERSION = 1
 HEADER = struct.Struct(">2sBBI")
 MAX_PAYLOAD = 16384
+MAX_DEPTH = 32  # nesting of JSON arrays/objects in a payload (ours use 3 at most)
 
 
 class MessageType(enum.IntEnum):
@@ -97,10 +98,38 @@ def _header(data: bytes) -> tuple[MessageType, int]:
     return message_type, length
 
 
+def json_depth(body: bytes) -> int:
+    """The deepest nesting of arrays and objects in a JSON text (brackets inside strings
+    do not count). Checked before parsing: json.loads recurses once per level, so a
+    frame of 5,000 `[` would otherwise raise RecursionError instead of being dropped."""
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return 0  # cannot be deeper than the bound: skip the scan (the usual case)
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # closing quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
 def _payload(message_type: MessageType, body: bytes) -> Frame:
+    if json_depth(body) > MAX_DEPTH:
+        raise ProtocolError("depth", f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ProtocolError("malformed", "payload is not JSON") from None
     if not isinstance(payload, dict):
         raise ProtocolError("malformed", "payload is not an object")

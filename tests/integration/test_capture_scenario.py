@@ -3,7 +3,8 @@
 scenario's expect: over the pcaps and the live Prometheus (login burst, NAT, proxy, a
 relayed and a direct call), and exits 1 because of one
 deliberately broken expectation; `testbed check` reaches the same verdicts afterwards
-from the pcaps alone; an interrupted run still stops tcpdump and keeps its pcaps."""
+from the pcaps and the run's TSDB snapshot; an interrupted run still stops tcpdump and
+keeps its pcaps."""
 
 from __future__ import annotations
 
@@ -94,12 +95,12 @@ def test_captures_are_indexed_with_tcpdumps_counts(run) -> None:  # noqa: ANN001
 
 def test_check_afterwards_gives_the_same_pcap_verdicts_offline(run, tmp_path: Path) -> None:  # noqa: ANN001
     run_dir, _ = run
-    # the scenario's own expect: (copied into the run): pcap ones pass again; the PromQL
-    # ones cannot be evaluated without the run's Prometheus, and says so
+    # the scenario's own expect: (copied into the run): pcap ones pass again, and the
+    # PromQL ones too, on a Prometheus started on the run's TSDB snapshot for the check
     again = run_cli("check", str(run_dir), "--junit", str(tmp_path / "j.xml"))
     assert again.returncode == 1
-    assert "8 passed, 1 failed, 2 errors (of 11 expectations)" in again.stdout, again.stdout
-    assert "not evaluated: cannot reach Prometheus" in again.stdout
+    assert "10 passed, 1 failed (of 11 expectations)" in again.stdout, again.stdout
+    assert "promql checks: a Prometheus on the run's tsdb/" in again.stdout
     pcap_only = tmp_path / "expect.yaml"
     pcap_only.write_text(
         "- {check: peak_rate, capture: login, to: login, port: 443, flags: SYN !ACK, "

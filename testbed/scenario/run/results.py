@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from testbed.capture.verdict import Verdict
 from testbed.lab.state import LabState
@@ -109,21 +109,10 @@ class Results:
 
     def collect(self, prometheus: PrometheusServer, status: RunStatus) -> None:
         """series.csv and summary.json from the run's Prometheus, then its TSDB snapshot."""
-        step = self.options.scrape_interval
         peers = self.prepared.peers
-        began, ended = status.started_unix, status.ended_unix
-        series = fetch_series(prometheus, series_queries(len(peers) or 1, step), began,
-                              ended, step)
-        write_series_csv(series, self.dir / "series.csv")
-        trigger = trigger_from_log(self.dir / "steps.jsonl")
-        per_node: dict[str, list[tuple[float, float]]] = {name: [] for name in peers}
-        for result in prometheus.query_range('peer_logged_in{kind="peer"}', began, ended,
-                                             step):
-            node = result["metric"].get("node", "")
-            per_node[node] = [(float(t) - began, float(v)) for t, v in result["values"]]
-        needed = needing_login(per_node, trigger.start if trigger else 0.0, ended - began,
-                               step)
-        summary = summarize(series, trigger, needed, status.complete)
+        summary = write_outcome(self.dir, prometheus, peers, len(peers), status.started_unix,
+                                status.ended_unix, self.options.scrape_interval,
+                                status.complete)
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=1))
         snapshot = prometheus.snapshot(self.dir / "tsdb")
         if snapshot is not None:
@@ -142,6 +131,29 @@ class Results:
             self.say(f"== report: {path}")
         except Exception as exc:  # noqa: BLE001 - the data is kept even if a plot fails
             self.say(f"== report failed ({exc}); the data is in {self.dir}")
+
+
+class RangeQueryable(Protocol):
+    def query_range(self, promql: str, start: float, end: float, step: float
+                    ) -> list[dict[str, Any]]: ...
+
+
+def write_outcome(run_dir: Path, prometheus: RangeQueryable, peers: list[str],
+                  peer_count: int, began: float, ended: float, step: float,
+                  complete: bool) -> dict[str, Any]:
+    """series.csv from a run's Prometheus (live, or started on its data afterwards), and
+    the outcome metrics of summary.json, returned: the same for a finished run and for
+    one recovered from disk."""
+    series = fetch_series(prometheus, series_queries(peer_count or 1, step), began, ended,
+                          step)
+    write_series_csv(series, run_dir / "series.csv")
+    trigger = trigger_from_log(run_dir / "steps.jsonl")
+    per_node: dict[str, list[tuple[float, float]]] = {name: [] for name in peers}
+    for result in prometheus.query_range('peer_logged_in{kind="peer"}', began, ended, step):
+        node = result["metric"].get("node", "")
+        per_node[node] = [(float(t) - began, float(v)) for t, v in result["values"]]
+    needed = needing_login(per_node, trigger.start if trigger else 0.0, ended - began, step)
+    return summarize(series, trigger, needed, complete)
 
 
 def _pct(value: Any) -> str:

@@ -1,0 +1,38 @@
+"""The log guard's rotation: a log past its cap moves to NAME.1 and its writer, which
+appends, carries on at the start of the emptied file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from testbed.process.logguard import cap_bytes, journaled_logs, rotate_if_over
+
+
+def test_rotation_keeps_the_writer_appending(tmp_path: Path) -> None:
+    log = tmp_path / "peer.log"
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        os.write(fd, b"x" * 1500)
+        assert not rotate_if_over(log, 2000)
+        os.write(fd, b"y" * 1000)
+        assert rotate_if_over(log, 2000)
+        os.write(fd, b"after\n")
+    finally:
+        os.close(fd)
+    assert log.read_bytes() == b"after\n"  # no hole of zeros: O_APPEND writes at the end
+    assert (tmp_path / "peer.log.1").stat().st_size == 2500
+
+
+def test_logs_come_from_the_journal_and_the_cap_from_the_environment(tmp_path: Path
+                                                                     ) -> None:
+    journal = tmp_path / "journal.jsonl"
+    journal.write_text("\n".join([
+        json.dumps({"op": "netns", "name": "x"}),
+        json.dumps({"op": "process", "node": "a", "log": "/s/a/peer.log"}),
+        '{"op": "process", "torn',
+    ]))
+    assert journaled_logs(journal) == {Path("/s/a/peer.log")}
+    assert cap_bytes({"TESTBED_LOG_MAX_BYTES": "4096"}) == 4096
+    assert cap_bytes({}) == 20 * 2**20

@@ -1,0 +1,141 @@
+"""The peer's defences as pure logic: JSON depth, connection caps, rate-limited logging,
+and the first-frame deadline on a loopback socket."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+
+import pytest
+
+from testbed.peer.guard import (
+    Admission,
+    ConnectionGuard,
+    ConnectionLimits,
+    RateLimitedLog,
+    raise_nofile_limit,
+)
+from testbed.peer.metrics import PeerMetrics
+from testbed.peer.wire import (
+    HEADER,
+    MAGIC,
+    MAX_DEPTH,
+    VERSION,
+    MessageType,
+    ProtocolError,
+    StreamDecoder,
+    decode_datagram,
+    json_depth,
+)
+
+
+def frame(body: bytes, kind: MessageType = MessageType.LOGIN) -> bytes:
+    return HEADER.pack(MAGIC, VERSION, int(kind), len(body)) + body
+
+
+def test_deep_json_is_a_depth_error_not_a_recursion_error() -> None:
+    deep = b"[" * 5000 + b"]" * 5000
+    for decode in (decode_datagram, lambda d: StreamDecoder().feed(d)):
+        with pytest.raises(ProtocolError) as caught:
+            decode(frame(deep))
+        assert caught.value.reason == "depth"
+
+
+def test_depth_ignores_brackets_in_strings_and_allows_the_bound() -> None:
+    assert json_depth(b'{"a": "' + b"[" * 100 + b'"}') <= 1
+    at_bound = b"[" * MAX_DEPTH + b"]" * MAX_DEPTH
+    assert json_depth(at_bound) <= MAX_DEPTH
+    assert json_depth(b"[" + at_bound + b"]") == MAX_DEPTH + 1
+    assert json_depth(b'{"a":"\\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}') == 1
+
+
+def test_admission_caps_per_source_and_in_all() -> None:
+    admission = Admission(per_source=2, max_open=3)
+    assert admission.admit("10.0.0.1") is None
+    assert admission.admit("10.0.0.1") is None
+    assert admission.admit("10.0.0.1") == "per-source"
+    assert admission.admit("10.0.0.2") is None
+    assert admission.admit("10.0.0.3") == "open-limit"
+    admission.release("10.0.0.1")
+    assert admission.admit("10.0.0.3") is None
+    assert admission.open == 3
+
+
+def test_guard_cap_stays_below_the_descriptor_limit() -> None:
+    guard = ConnectionGuard(PeerMetrics("n"), RateLimitedLog(logging.getLogger("t")),
+                            fd_limit=1024)
+    assert guard.admission.max_open == 1024 - 64
+
+
+def test_raise_nofile_limit_reaches_the_hard_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+        assert raise_nofile_limit() == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if hard != resource.RLIM_INFINITY:
+            assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_rate_limited_log_writes_one_line_per_reason_per_interval(
+        caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    log = RateLimitedLog(logging.getLogger("t.rl"), interval=10.0, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="t.rl"):
+        for _ in range(1000):
+            log.note("too many open files")
+        log.note("other reason")
+        now[0] = 11.0
+        log.note("too many open files")
+        log.note("other reason")
+        now[0] = 25.0
+        log.flush()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 4
+    assert lines[2] == "too many open files (and 999 more in the last 11s)"
+    assert lines[3] == "other reason"
+    log.note("other reason")  # 25 s: a line
+    now[0] = 26.0
+    log.note("other reason")  # held back
+    now[0] = 40.0
+    log.flush()
+    assert caplog.records[-1].getMessage() == "other reason: 1 more in the last 15s"
+
+
+def test_a_silent_connection_is_closed_at_the_first_frame_deadline() -> None:
+    async def scenario() -> tuple[list[str], float]:
+        metrics = PeerMetrics("n")
+        guard = ConnectionGuard(metrics, RateLimitedLog(logging.getLogger("t.g")),
+                                ConnectionLimits(per_source=1, first_frame_s=0.3))
+        reasons: list[str] = []
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+                         ) -> None:
+            try:
+                async for _ in guard.frames(reader):
+                    pass
+            except ProtocolError as exc:
+                reasons.append(exc.reason)
+            writer.close()
+
+        server = await asyncio.start_server(guard.wrap(handle), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        idle = await asyncio.open_connection("127.0.0.1", port)
+        second = await asyncio.open_connection("127.0.0.1", port)  # over per_source
+        assert await asyncio.wait_for(second[0].read(), 2) == b""  # closed at once
+        assert await asyncio.wait_for(idle[0].read(), 2) == b""  # closed at the deadline
+        took = loop.time() - began
+        for _, writer in (idle, second):
+            writer.close()
+        guard.close()
+        server.close()
+        refused = metrics.connections_refused.labels(reason="per-source")._value.get()
+        return reasons + [f"refused={refused:g}"], took
+
+    reasons, took = asyncio.run(scenario())
+    assert reasons == ["idle", "refused=1"]
+    assert 0.25 <= took < 2.0
