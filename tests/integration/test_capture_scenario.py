@@ -61,7 +61,7 @@ def test_run_checks_its_expectations_and_fails_on_the_broken_one(run) -> None:  
     failed = {name: v["detail"] for name, v in verdicts.items() if v["status"] != "pass"}
     assert len(verdicts) == 10 and not failed, failed
     assert broken["status"] == "fail"
-    assert broken["where"].endswith("capture-check.yaml:115")  # one line more: trace:
+    assert broken["where"].endswith("capture-check.yaml:117")  # one line more: trace:
     assert broken["bound"] == ">= 1000 packets/s"
     assert broken["detail"].startswith("busiest interval: t=")
     # what the run printed: the verdicts, the broken one with its file:line and why

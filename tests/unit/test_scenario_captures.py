@@ -70,7 +70,7 @@ def test_scenario_captures_and_expectations_are_loaded(tmp_path: Path) -> None:
     assert [e.check for e in scenario.expectations] == [
         "packets", "peak_rate", "no_packets", "via", "no_packets", "packets", "packets",
         "link_rate", "promql", "promql"]
-    assert scenario.expectations[0].where.endswith("capture-check.yaml:54")
+    assert scenario.expectations[0].where.endswith("capture-check.yaml:56")
 
 
 def test_the_ci_scenario_places_its_captures_on_the_small_lab(tmp_path: Path) -> None:
