@@ -13,11 +13,19 @@ if TYPE_CHECKING:
 
 
 def add_topology_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("topology", metavar="TOPOLOGY",
+    parser.add_argument("topology", metavar="TOPOLOGY", nargs="?",
                         help="topology YAML file, e.g. topologies/skype-2007.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="NAME=VALUE",
                         help="override a topology parameter (repeatable), e.g. --set homes=300")
+    mininet = parser.add_argument_group("Mininet topologies (as `mn`; docs/mininet.md)")
+    mininet.add_argument("--topo", metavar="NAME[,ARG...]",
+                         help="a Mininet topology instead of TOPOLOGY: linear,4, "
+                              "tree,depth=2,fanout=3, single,3, minimal, reversed,3, or one "
+                              "from --custom")
+    mininet.add_argument("--custom", metavar="FILE", action="append", default=[],
+                         help="Python file with a `topos` dict, as `mn --custom`")
+    mininet.add_argument("--name", help="lab name for a --topo lab (default from the topo)")
 
 
 def add_lab_arg(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +47,15 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
 def load(args: argparse.Namespace) -> Topology:
     from testbed.topology.loader import load_topology
 
+    if args.topo or args.custom:
+        if args.topology or args.overrides or not args.topo:
+            raise TestbedError("give either a TOPOLOGY file (with --set) or a Mininet "
+                               "--topo NAME[,ARG...] (with --custom FILE)")
+        from testbed.mininet.topo import load as load_mininet
+
+        return load_mininet(args.topo, args.custom, args.name)
+    if not args.topology:
+        raise TestbedError("give a TOPOLOGY file, or a Mininet --topo NAME[,ARG...]")
     return load_topology(args.topology, parse_overrides(args.overrides))
 
 

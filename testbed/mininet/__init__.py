@@ -1,0 +1,2 @@
+"""Mininet for Mininet users: `mn --custom/--topo` topologies in (`topo.py`), Mininet's own
+CLI on a running lab (`net.py`, `nodes.py`). Mininet is imported only inside these modules."""
