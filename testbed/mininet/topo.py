@@ -288,19 +288,34 @@ def convert(spec: str, custom: Sequence[str] = (), name: str | None = None) -> s
     return topology_yaml(data, origin)
 
 
+
 def load(spec: str, custom: Sequence[str] = (), name: str | None = None) -> Topology:
-    """The Topology for `--custom ... --topo spec`, loaded through the ordinary loader from
-    the converted YAML. That file is what `up` copies into the lab's state directory (so
-    `Lab.attach` rebuilds the plan from it); it is removed when this process exits."""
+    """The Topology for `--custom ... --topo spec`, through the ordinary loader."""
+    return _load_yaml(convert(spec, custom, name), name or lab_name(spec))
+
+
+def from_mininet(topo: Any, custom: Sequence[str] = (), name: str | None = None) -> Topology:
+    """A Topology from a Mininet Topo object (`TreeTopo(depth=2)`) or a --topo spec
+    (`"tree,depth=2"`), for `Lab.up(from_mininet(...))`."""
+    if isinstance(topo, str):
+        return load(topo, custom, name)
+    cls = type(topo).__name__
+    name = name or lab_name(cls.lower().removesuffix("topo") or "mn")
+    data = topology_data(topo, name, None, f"Mininet {cls}")
+    return _load_yaml(topology_yaml(data, cls), name)
+
+
+def _load_yaml(text: str, name: str) -> Topology:
+    """Loaded from a file, which `up` copies into the lab's state directory (so
+    `Lab.attach` rebuilds the plan from it); the file goes when this process exits."""
     import atexit
     import shutil
     import tempfile
 
     from testbed.topology.loader import load_topology
 
-    text = convert(spec, custom, name)
     folder = tempfile.mkdtemp(prefix="testbed-mininet-")
     atexit.register(shutil.rmtree, folder, True)
-    path = Path(folder) / f"{name or lab_name(spec)}.yaml"
+    path = Path(folder) / f"{name}.yaml"
     path.write_text(text)
     return load_topology(path)
