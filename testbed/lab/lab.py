@@ -228,7 +228,23 @@ class Lab:
             raise LabError(f"no link between {a} and {b} in lab {self.name!r}")
         for end in ends:
             self.backend.set_link_end(end, up)
+        if up:
+            self._restore_routes(a, b, ends)
         self.state.record({"op": "link_state", "a": a, "b": b, "up": up})
+
+    def _restore_routes(self, a: str, b: str, ends: list[VethEnd]) -> None:
+        """The kernel dropped the routes through a link that went down: put back the
+        nodes' routes whose gateway is on an interface that came up."""
+        import ipaddress
+
+        for name in dict.fromkeys((a, b)):
+            node = self[name]
+            nets = [ipaddress.ip_interface(i.address).network for i in node.planned.interfaces
+                    if i.address and VethEnd(node.planned.namespace or "", i.name) in ends]
+            for route in node.planned.routes:
+                if any(ipaddress.ip_address(route.via) in net for net in nets):
+                    node.exec("ip", "route", "replace", route.destination, "via", route.via,
+                              check=True)
 
     def write_inventory(self) -> Path:
         """The lab's Ansible inventory (kind_*, group_*, label_* groups)."""
