@@ -232,7 +232,8 @@ class LabNet:
 
 
 class LabCLI(CLI):
-    """Mininet's CLI; adds completion of node names and `lab` in `py`."""
+    """Mininet's CLI; adds completion of node names and `lab` in `py`, keeps the prompt
+    when a command fails, and says why `dpctl` and `switch` have nothing to act on."""
 
     prompt = "mininet> "
 
@@ -240,6 +241,33 @@ class LabCLI(CLI):
         found: dict[str, Any] = super().getLocals()
         found["lab"] = self.mn.lab
         return found
+
+    def onecmd(self, line: str) -> Any:
+        """A failing command is reported and the prompt stays (the lab is still up)."""
+        try:
+            return super().onecmd(line)
+        except Exception as exc:  # a command's error must not end the session
+            error(f"*** {type(exc).__name__}: {exc}\n")
+            return None
+
+    def do_source(self, line: str) -> None:
+        """Read commands from a file (`source` inside a --script file too: Mininet 2.3.0
+        loses the outer file when a sourced one ends)."""
+        outer = getattr(self, "inputFile", None)
+        try:
+            super().do_source(line)
+        finally:
+            self.inputFile = outer
+
+    def do_dpctl(self, line: str) -> None:
+        """No OpenFlow here: switches are learning bridges."""
+        error("*** dpctl: the lab's switches are learning bridges without OpenFlow; see "
+              "them with `s1 bridge fdb` or `s1 ip link`\n")
+
+    def do_switch(self, line: str) -> None:
+        """Switches are the lab's bridges: cut their links with `link A B down`."""
+        error("*** switch: the lab's switches are bridges of the lab; take their links down "
+              "with `link A B down`\n")
 
     def postcmd(self, stop: Any, line: str) -> Any:
         sys.stdout.flush()  # before the next `sh` command writes to the same stdout

@@ -5,6 +5,8 @@ topologies coming up and pinging."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import textwrap
@@ -14,7 +16,7 @@ import pytest
 
 from testbed.lab.lab import Lab
 from testbed.mininet import from_mininet
-from tests.conftest import RunningLab, run_cli, unique_lab_name
+from tests.conftest import REPO, RunningLab, run_cli, unique_lab_name
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 pytest.importorskip("mininet")
@@ -152,3 +154,23 @@ def test_a_delay_without_netem_fails_before_building(tmp_path: Path) -> None:
         pytest.skip("the kernel has sch_netem; delay is supported here")
     assert "netem" in up.stderr, up.stderr
     assert not (state / name / "journal.jsonl").exists()
+
+
+def test_the_docs_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                      ) -> None:
+    text = (REPO / "docs" / "mininet.md").read_text()
+    code = next(b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S)
+                if "from testbed import Lab" in b)
+    name = unique_lab_name("py")
+    assert "fanout=2)))" in code
+    code = code.replace("fanout=2)))", f"fanout=2)), name={name!r})")
+    monkeypatch.setenv("TESTBED_STATE_DIR", str(tmp_path / "state"))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "docs/mininet.md", "exec"), {})  # noqa: S102 - our own docs
+    out = printed.getvalue()
+    assert "1 received" in out and "lost: 0.0 %" in out, out
+    assert "lost with s1-s2 down: 100.0 %" in out, out
+    rate = re.search(r"h1 -> h4: ([\d.]+) Mbit/s", out)
+    assert rate and float(rate.group(1)) > 10, out  # unshaped veths: far above 10 Mbit/s
+    assert not (tmp_path / "state" / name).exists()
