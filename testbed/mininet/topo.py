@@ -191,6 +191,11 @@ def topology_data(topo: Any, name: str, source: str | None = None,
                   description: str = "") -> dict[str, Any]:
     """A Mininet Topo as topology-file data (what `testbed convert` writes)."""
     mapper = _Mapper(topo, source)
+    from testbed.topology.loader import LAB_NAME
+
+    if not LAB_NAME.match(name):
+        mapper.problem("name", f"lab name {name!r}: 1-12 chars of a-z, 0-9 and '-', starting "
+                       "with a letter (give one with --name)")
     switches = list(topo.switches())
     hosts = [h for h in topo.hosts() if h not in set(switches)]
     nodes: dict[str, dict[str, Any]] = {s: mapper.switch(s) for s in switches}

@@ -89,6 +89,11 @@ def test_unsupported_mininet_features_fail_naming_them(tmp_path: Path, body: str
     assert "Mininet topology has" in str(caught.value)
 
 
+def test_a_bad_lab_name_is_named_before_loading() -> None:
+    with pytest.raises(InputError, match="lab name 'Tree_2': 1-12 chars"):
+        convert("tree,depth=2", name="Tree_2")
+
+
 def test_unknown_topo_names_the_known_ones() -> None:
     with pytest.raises(InputError, match="no such topology; known: .*linear.*tree"):
         convert("fattree,4")
