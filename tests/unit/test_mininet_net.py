@@ -86,3 +86,14 @@ def test_switches_are_nodes_with_ports_and_switch_links_can_go_down(tmp_path: Pa
     assert isinstance(backend, FakeBackend)
     assert backend.calls[-2:] == ["set_link_end s5a down", "set_link_end s5b down"]
     lab.down()
+
+
+def test_the_cli_completes_node_names(lab: Lab) -> None:
+    from testbed.mininet.net import LabCLI
+
+    cli = LabCLI.__new__(LabCLI)  # its __init__ starts the prompt at once
+    cli.mn = LabNet(lab)
+    assert cli.completenames("pi") == ["pingall", "pingallfull", "pingpair", "pingpairfull"]
+    assert cli.completenames("pc1") == ["pc1", "pc10", "pc11", "pc12", "pc13", "pc14",
+                                        "pc15", "pc16", "pc17", "pc18", "pc19"]
+    assert cli.completedefault("ser", "pc1 ping ser", 9, 12) == ["server"]
