@@ -41,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
     lab = Lab(find(args, args.name), default_backend())
     setLogLevel("output")
     net = LabNet(lab)
-    print(f"*** lab {lab.name!r}: {len(net.hosts)} nodes with a shell, "
-          f"{len(net.switches)} switches, {len(net.links)} links. `help` lists commands; "
-          "Ctrl-D leaves the lab running", file=sys.stderr)
+    print(f"*** lab {lab.name!r}: {len(net.hosts)} hosts, {len(net.switches)} switches, "
+          f"{len(net.links)} links. `help` lists commands; Ctrl-D leaves the lab running",
+          file=sys.stderr)
     try:
         if args.script:
             idle, _ = os.pipe()  # commands' stdin: nothing to read, and never readable
