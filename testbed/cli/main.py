@@ -12,7 +12,9 @@ from testbed import __version__
 from testbed.cli import (
     capture,
     check,
+    cli,
     compare,
+    convert,
     demo,
     down,
     exec_cmd,
@@ -31,7 +33,7 @@ from testbed.cli import (
 from testbed.errors import InputError, TestbedError
 
 COMMANDS = (validate, schema, up, down, inspect, exec_cmd, reboot, run, results, compare,
-            graph, demo, peer, capture, check, inventory, export)
+            graph, demo, peer, capture, check, inventory, export, cli, convert)
 
 EPILOG = """\
 typical session:
@@ -40,6 +42,10 @@ typical session:
   sudo testbed inspect                             nodes, addresses, services
   sudo testbed exec home001 -- ping -c1 198.18.0.2 run a command inside a node
   sudo testbed down                                remove exactly what `up` created
+
+for Mininet users (docs/mininet.md):
+  sudo testbed up --topo tree,depth=2,fanout=3     mn's topologies (and --custom FILE)
+  sudo testbed cli                                 Mininet's CLI on the running lab
 
 reproducing an outage:
   sudo testbed run topologies/skype-2007.yaml scenarios/skype-2007.yaml

@@ -160,6 +160,11 @@ class Lab:
         return [n for n in self.nodes if n.kind in ("host", "peer", "login")
                 and n.planned.namespace]
 
+    def get(self, *names: str) -> Any:
+        """Nodes by name, as Mininet's net.get: one name gives one node, several a list."""
+        nodes = [self[name] for name in names]
+        return nodes[0] if len(nodes) == 1 else nodes
+
     def addr(self, node: str) -> str:
         """A node's first emulated address, without prefix length."""
         address = self[node].ip
@@ -171,6 +176,25 @@ class Lab:
              check: bool = False) -> Any:
         """Run a program inside a node and wait: a subprocess.CompletedProcess."""
         return self[node].exec(*argv, timeout=timeout, check=check)
+
+    # --- probing it (Mininet's net.ping / net.iperf) -------------------------------------
+    def ping(self, nodes: list[str] | None = None, timeout: float = 1.0) -> float:
+        """Percent of pings lost, one from every node to every other (Mininet's net.ping);
+        without `nodes`, between all hosts (at most 32: pick a sample on bigger labs)."""
+        from testbed.lab.probes import loss_percent, ping_pairs
+
+        chosen = [self[n] for n in nodes] if nodes is not None else self.hosts
+        if len(chosen) > 32:
+            raise LabError(f"{len(chosen)} hosts would take {len(chosen) ** 2} pings: pass "
+                           "the nodes to ping, e.g. lab.ping(['home001', 'login'])")
+        return loss_percent(ping_pairs(chosen, timeout))
+
+    def iperf(self, client: str, server: str, seconds: float = 5.0,
+              udp_bw: str | None = None) -> Any:
+        """An iperf3 test from client to server: .received_bps, .sent_bps."""
+        from testbed.lab.probes import iperf
+
+        return iperf(self[client], self[server], seconds, udp_bw)
 
     # --- changing it --------------------------------------------------------------------
     def reboot(self, *nodes: str, down_time: float = 5.0, mode: str = "hard") -> None:
@@ -188,17 +212,24 @@ class Lab:
 
     def link(self, a: str, b: str, up: bool) -> None:
         """Take the link between two nodes down or up, both ends (Mininet's `link a b
-        down`). Nodes joined through a switch: the port of `a` on it."""
+        down`). Nodes joined through a switch: the port of `a` on it; two switches: the
+        link between their bridges."""
         ends = []
         for here, there in ((a, b), (b, a)):
             node = self[here].planned
             if node.namespace:
                 ends += [VethEnd(node.namespace, i.name) for i in node.interfaces
                          if i.peer == there]
+        bridges = self.plan.switch_bridges()
+        if a in bridges and b in bridges:  # two switches: the veth between their bridges
+            ends = [end for veth in self.plan.veths if {veth.a.bridge, veth.b.bridge}
+                    == {bridges[a], bridges[b]} for end in (veth.a, veth.b)]
         if not ends:
             raise LabError(f"no link between {a} and {b} in lab {self.name!r}")
         for end in ends:
             self.backend.set_link_end(end, up)
+        if up:
+            self._restore_routes(a, b, ends)
         self.state.record({"op": "link_state", "a": a, "b": b, "up": up})
 
     def set_link(self, node: str, **change: object) -> None:
@@ -216,6 +247,20 @@ class Lab:
     def reset_link(self, node: str) -> None:
         """A node's uplink back to the topology's shaping."""
         self.runtime.reset_link(node)
+
+    def _restore_routes(self, a: str, b: str, ends: list[VethEnd]) -> None:
+        """The kernel dropped the routes through a link that went down: put back the
+        nodes' routes whose gateway is on an interface that came up."""
+        import ipaddress
+
+        for name in dict.fromkeys((a, b)):
+            node = self[name]
+            nets = [ipaddress.ip_interface(i.address).network for i in node.planned.interfaces
+                    if i.address and VethEnd(node.planned.namespace or "", i.name) in ends]
+            for route in node.planned.routes:
+                if any(ipaddress.ip_address(route.via) in net for net in nets):
+                    node.exec("ip", "route", "replace", route.destination, "via", route.via,
+                              check=True)
 
     def write_inventory(self) -> Path:
         """The lab's Ansible inventory (kind_*, group_*, label_* groups)."""

@@ -109,6 +109,12 @@ class NetworkPlan:
     ovs_bridges: dict[str, str] = field(default_factory=dict)  # bridge -> OVS datapath
     overlay: OverlaySettings | None = None
 
+    def switch_bridges(self) -> dict[str, str]:
+        """Switch name -> its bridge in the fabric namespace (one bridge per switch, made in
+        the topology's order)."""
+        switches = [n.name for n in self.nodes.values() if n.kind == "switch"]
+        return dict(zip(switches, self.bridges, strict=False))
+
     def namespaces(self) -> list[str]:
         """Every namespace of the lab, node namespaces first."""
         own = [n.namespace for n in self.nodes.values() if n.namespace]

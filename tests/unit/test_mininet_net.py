@@ -1,0 +1,99 @@
+"""Mininet's `net` over a lab, without a kernel (the fake backend): which hosts `pingall`
+picks on a big lab, how `net`/`links` see the lab's links, and `link a b down` reaching
+the lab's link control (journaled). No node shell is started by any of this."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from testbed import Lab
+from testbed.backends.fake import FakeBackend
+from testbed.errors import LabError
+
+pytest.importorskip("mininet")
+
+from testbed.mininet.net import LabNet  # noqa: E402 - needs mininet
+from testbed.mininet.topo import from_mininet  # noqa: E402
+
+TOPOLOGY = """\
+name: mnnet
+nodes:
+  core: {kind: router}
+  server: {kind: host, uplink: {to: core}}
+  nat{n}: {kind: nat, count: 20, uplink: {to: core}}
+  pc{n}: {kind: host, count: 20, group: home-pc, uplink: {to: "nat{n}"}}
+groups:
+  home-pc: {kind: host}
+"""
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    path = tmp_path / "mnnet.yaml"
+    path.write_text(TOPOLOGY)
+    with Lab.up(path, backend=FakeBackend(), state_dir=tmp_path / "s") as built:
+        yield built
+
+
+def names(nodes: list) -> list[str]:  # type: ignore[type-arg]
+    return [n.name for n in nodes]
+
+
+def test_pingall_picks_a_sample_on_a_big_lab_and_what_it_is_told(lab: Lab) -> None:
+    net = LabNet(lab)
+    hosts, timeout, note = net.select([])
+    assert len(hosts) == 8 and "a sample of 8 of 21 hosts" in note
+    assert hosts[0].name == "server" and len(set(names(hosts))) == 8
+    assert names(net.select(["group=home-pc", "sample=3"])[0]) == ["pc1", "pc7", "pc14"]
+    assert len(net.select(["all"])[0]) == 21
+    assert names(net.select(["kind=nat", "sample=2"])[0]) == ["nat1", "nat11"]
+    assert net.select(["2", "pc3", "server"])[1] == "2"  # mn's `pingall TIMEOUT`
+    assert names(net.select(["pc3", "server"])[0]) == ["pc3", "server"]
+    with pytest.raises(LabError, match="'bogus' is not a node"):
+        net.select(["bogus"])
+    assert all(not node.shell for node in net.values())
+
+
+def test_links_and_link_down_go_through_the_lab(lab: Lab) -> None:
+    net = LabNet(lab)
+    assert "pc1" in net and len(net.hosts) == 42 and net.switches == []
+    shown = {str(link) for link in net.links}
+    assert "eth0<->eth1" in shown  # pc1's uplink to its NAT's inside
+    assert net["pc1"].connectionsTo(net["nat1"])
+    net.configLinkStatus("pc1", "nat1", "down")
+    backend = lab.backend
+    assert isinstance(backend, FakeBackend)
+    assert backend.calls[-2:] == ["set_link_end eth0 down", "set_link_end eth1 down"]
+    journal = (lab.state.dir / "journal.jsonl").read_text()
+    assert '"a": "pc1", "b": "nat1", "op": "link_state", "up": false' in journal
+
+
+def test_switches_are_nodes_with_ports_and_switch_links_can_go_down(tmp_path: Path) -> None:
+    lab = Lab.up(from_mininet("tree,depth=2,fanout=2"), name="mntree", backend=FakeBackend(),
+                 state_dir=tmp_path / "s")
+    net = LabNet(lab)
+    assert names(net.switches) == ["s1", "s2", "s3"]
+    assert net["s2"].intfNames() == ["p1", "p2", "s5b"]  # h1, h2 and the link up to s1
+    assert [str(link) for link in net.links] == [
+        "eth0<->p1", "eth0<->p2", "eth0<->p3", "eth0<->p4", "s5a<->s5b", "s6a<->s6b"]
+    (mine, theirs), = net["s1"].connectionsTo(net["s2"])
+    assert (mine.name, theirs.name) == ("s5a", "s5b")
+    net.configLinkStatus("s1", "s2", "down")
+    backend = lab.backend
+    assert isinstance(backend, FakeBackend)
+    assert backend.calls[-2:] == ["set_link_end s5a down", "set_link_end s5b down"]
+    lab.down()
+
+
+def test_the_cli_completes_node_names(lab: Lab) -> None:
+    from testbed.mininet.net import LabCLI
+
+    cli = LabCLI.__new__(LabCLI)  # its __init__ starts the prompt at once
+    cli.mn = LabNet(lab)
+    assert cli.completenames("pi") == ["pingall", "pingallfull", "pingpair", "pingpairfull"]
+    assert cli.completenames("pc1") == ["pc1", "pc10", "pc11", "pc12", "pc13", "pc14",
+                                        "pc15", "pc16", "pc17", "pc18", "pc19"]
+    assert cli.completedefault("ser", "pc1 ping ser", 9, 12) == ["server"]
