@@ -136,16 +136,7 @@ class OfflinePrometheus:
 
     def snapshot(self, into: Path) -> Path | None:
         """A TSDB snapshot of the data (head included) moved to `into`."""
-        request = urllib.request.Request(f"{self.url}/api/v1/admin/tsdb/snapshot",
-                                         method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=120) as reply:
-                name = json.load(reply)["data"]["name"]
-        except (OSError, KeyError, ValueError):
-            return None
+        from testbed.metrics.prometheus import take_snapshot
+
         assert self._work is not None
-        source = Path(self._work.name) / "data" / "snapshots" / name
-        if into.exists():
-            shutil.rmtree(into)
-        shutil.move(str(source), into)
-        return into
+        return take_snapshot(self.url, Path(self._work.name) / "data", into, timeout=120)

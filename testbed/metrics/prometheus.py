@@ -158,21 +158,26 @@ class PrometheusServer:
     # --- the end --------------------------------------------------------------------
     def snapshot(self, into: Path) -> Path | None:
         """A TSDB snapshot (head included) moved to `into`; None if the server is gone."""
-        request = urllib.request.Request(f"{self.url}/api/v1/admin/tsdb/snapshot",
-                                         method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=60) as reply:
-                name = json.load(reply)["data"]["name"]
-        except (OSError, KeyError, ValueError):
-            return None
-        source = self.data / "snapshots" / name
-        if into.exists():
-            shutil.rmtree(into)
-        shutil.move(str(source), into)
-        return into
+        return take_snapshot(self.url, self.data, into, timeout=60)
 
     def stop(self) -> None:
         if self.forwarder is not None:
             self.forwarder.close()
         if self.record is not None:
             self.processes.stop_processes([self.record], grace=10)
+
+
+def take_snapshot(url: str, data: Path, into: Path, timeout: float) -> Path | None:
+    """Ask the Prometheus at `url` (storing in `data`) for a TSDB snapshot, head included,
+    and move it to `into`; None when the server does not answer."""
+    request = urllib.request.Request(f"{url}/api/v1/admin/tsdb/snapshot", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            name = json.load(reply)["data"]["name"]
+    except (OSError, KeyError, ValueError):
+        return None
+    source = data / "snapshots" / name
+    if into.exists():
+        shutil.rmtree(into)
+    shutil.move(str(source), into)
+    return into
