@@ -34,6 +34,7 @@ from testbed.plan.model import NetworkPlan, PlannedNode, VethEnd
 from testbed.process import commands, namespaces
 from testbed.process.launcher import request_fork
 from testbed.process.supervisor import Supervisor, is_alive
+from testbed.process.settle import check_settled
 from testbed.progress import Progress
 
 T = TypeVar("T")
@@ -127,8 +128,10 @@ class NetnsBackend:
         live = [n for n in nodes if not n.node.held_back]
         services = [(n, s) for n in live for s in self._setup(n, plan).services]
         progress.stage("services", len(services))
+        started = []
         for node in live:
-            self.start_services(node, plan, state, progress, checkpoint)
+            started += self.start_services(node, plan, state, progress, checkpoint)
+        check_settled(started, {(n.name, s.name): s.settle for n, s in services})
 
     def _setup(self, node: PlannedNode, plan: NetworkPlan) -> NodeSetup:
         return self.registry.get(node.kind).setup(node, plan)
