@@ -33,8 +33,8 @@ from testbed.nodes.templating import placeholder_values, render_argv
 from testbed.plan.model import NetworkPlan, PlannedNode, VethEnd
 from testbed.process import commands, namespaces
 from testbed.process.launcher import request_fork
-from testbed.process.supervisor import Supervisor, is_alive
 from testbed.process.settle import check_settled
+from testbed.process.supervisor import Supervisor, is_alive
 from testbed.progress import Progress
 
 T = TypeVar("T")

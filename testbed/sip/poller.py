@@ -55,7 +55,7 @@ async def poll_once(state: State, timeout: float) -> None:
     async def one(ua: dict[str, Any]) -> tuple[str, int, int]:
         try:
             reply = await command(ua["host"], ua["port"], "reginfo", timeout=timeout)
-        except (OSError, asyncio.TimeoutError, ValueError, asyncio.IncompleteReadError):
+        except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError):
             return ua["node"], 0, 0
         return ua["node"], 1, int(is_registered(reply))
 
