@@ -159,12 +159,16 @@ def call(step: StepSpec, index: int, start: float, topology: Topology,
     callees = select(step.to, topology.nodes.values(), rng)
     if not callees:
         raise ActionError("to: matches no node of the topology")
+    kinds = {topology.nodes[name].kind for name in (*callers, *callees)}
     for name in (*callers, *callees):
         node = topology.nodes[name]
+        if kinds == {"sip_ua"}:
+            continue  # SIP user agents call each other through their registrar
         if node.kind != "peer" or node.command:
             raise ActionError(f"call: {name} is not a reference overlay peer (kind "
                               f"{node.kind}{', own command' if node.command else ''}); only "
-                              "peers running the overlay place and answer calls")
+                              "peers running the overlay, or SIP user agents (sip_ua) "
+                              "among themselves, place and answer calls")
     seconds = step.duration if step.duration is not None else CALL_SECONDS
     events = []
     for caller in callers:

@@ -56,6 +56,8 @@ from testbed.scenario.actions import Event
 from testbed.scenario.engine import Engine, StepLog
 from testbed.scenario.executors import RunContext
 from testbed.scenario.loader import Scenario, load_scenario, scenario_params
+from testbed.sip.monitor import user_agents, workload_of
+from testbed.sip.queries import PER_USER
 from testbed.topology.loader import load_topology
 from testbed.topology.model import OverlaySettings, Topology
 
@@ -165,6 +167,9 @@ class Run:
         self.run_dir = prepared.run_dir
         self.overlay = prepared.topology.overlay or OverlaySettings()
         self.peers = overlay_peers(prepared.plan)
+        self.workload = "overlay" if self.peers else workload_of(prepared.plan)
+        if self.workload == "sip":  # the SIP control experiment: its users are the UAs
+            self.peers = user_agents(prepared.plan)
         self.backend = NetnsBackend()
         self.state = LabState(state_root(options.state_dir), prepared.topology.name)
         self.engine: Engine | None = None
@@ -326,7 +331,8 @@ class Run:
         online = sn = None
         if self.prometheus is not None:
             try:
-                queries = series_queries(len(self.peers) or 1, self.options.scrape_interval)
+                queries = series_queries(len(self.peers) or 1, self.options.scrape_interval,
+                                         self.workload)
                 online = self.prometheus.scalar(queries["online_fraction"])
                 sn = self.prometheus.scalar(queries["supernodes"])
             except Exception:  # noqa: BLE001 - progress must never break a run
@@ -389,14 +395,15 @@ class Run:
         if self.prometheus is None or not self.started_unix:
             return
         step = self.options.scrape_interval
-        queries = series_queries(len(self.peers) or 1, step)
+        queries = series_queries(len(self.peers) or 1, step, self.workload)
         series = fetch_series(self.prometheus, queries, self.started_unix, self.ended_unix,
                               step)
         write_series_csv(series, self.run_dir / "series.csv")
         trigger = trigger_from_log(self.run_dir / "steps.jsonl")
         per_node: dict[str, list[tuple[float, float]]] = {name: [] for name in self.peers}
-        for result in self.prometheus.query_range('peer_logged_in{kind="peer"}',
-                                                  self.started_unix, self.ended_unix, step):
+        per_user = PER_USER if self.workload == "sip" else 'peer_logged_in{kind="peer"}'
+        for result in self.prometheus.query_range(per_user, self.started_unix,
+                                                  self.ended_unix, step):
             node = result["metric"].get("node", "")
             per_node[node] = [(float(t) - self.started_unix, float(v))
                               for t, v in result["values"]]

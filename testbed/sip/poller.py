@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ class State:
         self.up: dict[str, int] = {ua["node"]: 0 for ua in uas}
         self.registered: dict[str, int] = dict(self.up)
         self.polls = 0
+        self.calls: dict[str, int] = dict.fromkeys(self.up, 0)
+        self.calls_failed: dict[str, int] = dict.fromkeys(self.up, 0)
+        self.by_node = {ua["node"]: ua for ua in uas}
 
     def render(self) -> str:
         """Prometheus text format, each family's samples together."""
@@ -40,6 +44,8 @@ class State:
             values = {"registered": dict(self.registered), "up": dict(self.up),
                       "info": dict.fromkeys(self.up, 1)}
             polls = self.polls
+            calls = {"calls_total": dict(self.calls),
+                     "calls_failed_total": dict(self.calls_failed)}
         lines = []
         for name, by_node in values.items():
             lines.append(f"# TYPE sip_ua_{name} gauge")
@@ -47,6 +53,10 @@ class State:
                 labels = (f'node="{ua["node"]}",kind="sip_ua"'
                           + (f',group="{ua["group"]}"' if ua.get("group") else ""))
                 lines.append(f"sip_ua_{name}{{{labels}}} {by_node[ua['node']]}")
+        for name, by_node in calls.items():
+            lines.append(f"# TYPE sip_ua_{name} counter")
+            lines += [f'sip_ua_{name}{{node="{node}",side="caller"}} {count}'
+                      for node, count in by_node.items()]
         lines += ["# TYPE sip_ua_polls_total counter", f"sip_ua_polls_total {polls}"]
         return "\n".join(lines) + "\n"
 
@@ -74,15 +84,42 @@ async def poll_forever(state: State, interval: float) -> None:
         await asyncio.sleep(max(0.0, interval - (loop.time() - began)))
 
 
+def call(state: State, query: dict[str, list[str]]) -> dict[str, Any]:
+    """One call from a UA to another's AOR, counted as the caller's (runs in a handler
+    thread, so calls side by side do not hold back the polls or each other)."""
+    from testbed.sip.calls import place_call
+
+    caller, callee = query["from"][0], query["to"][0]
+    unknown = [name for name in (caller, callee) if name not in state.by_node]
+    if unknown:
+        return {"ok": False, "reason": f"unknown UA {unknown[0]}"}
+    ua = state.by_node[caller]
+    try:
+        outcome = asyncio.run(place_call(ua["host"], ua["port"], state.by_node[callee]["aor"],
+                                         float(query["seconds"][0]),
+                                         float(query.get("setup", ["30"])[0])))
+    except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
+        outcome = {"ok": False, "reason": f"the caller's UA did not answer: {exc}"}
+    with state.lock:
+        state.calls[caller] += 1
+        state.calls_failed[caller] += 0 if outcome["ok"] else 1
+    return outcome
+
+
 def serve(state: State, host: str, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the http.server API
-            if self.path.split("?")[0] != "/metrics":
-                self.send_error(404, "/metrics only")
+            path, _, query = self.path.partition("?")
+            if path == "/call":
+                body = json.dumps(call(state, urllib.parse.parse_qs(query))).encode()
+                kind = "application/json"
+            elif path == "/metrics":
+                body, kind = state.render().encode(), "text/plain; version=0.0.4"
+            else:
+                self.send_error(404, "/metrics or /call?from=UA&to=UA&seconds=S only")
                 return
-            body = state.render().encode()
             self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

@@ -1,0 +1,30 @@
+"""The run's series for a SIP lab, under the overlay's names where they mean the same.
+
+online_fraction is the registered fraction (what each UA itself reports), the "login"
+series are REGISTERs at the registrar (Kamailio's own counters), so summary.json, the
+report and `compare` put a SIP run beside an overlay run like for like. Series with no
+SIP meaning (supernodes) are left out, and come out as null in summary.json.
+"""
+
+from __future__ import annotations
+
+PER_USER = "sip_ua_registered"  # one series per UA, 1 while it is registered
+
+
+def sip_series_queries(users: int, interval: float) -> dict[str, str]:
+    window = f"{max(4 * interval, 2):g}s"
+
+    def rate(metric: str) -> str:
+        return f"sum(rate({metric}[{window}])) or vector(0)"
+
+    return {
+        "online_fraction": f"(sum({PER_USER}) or vector(0)) / {users}",
+        "login_attempts_per_s": rate("kamailio_core_rcv_requests_register"),
+        "login_server_requests_per_s": rate("kamailio_core_rcv_requests_register"),
+        "login_server_ok_per_s": rate("kamailio_sl_200_replies"),
+        "register_503_per_s": rate("kamailio_sl_5xx_replies"),
+        "register_401_per_s": rate("kamailio_sl_401_replies"),
+        "registrar_contacts": "sum(kamailio_usrloc_location_contacts) or vector(0)",
+        "hosts_down": "count(testbed_node_up == 0) or vector(0)",
+        "calls_failed": "sum(sip_ua_calls_failed_total) or vector(0)",
+    }
