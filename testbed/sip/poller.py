@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,6 +38,10 @@ class State:
         self.calls: dict[str, int] = dict.fromkeys(self.up, 0)
         self.calls_failed: dict[str, int] = dict.fromkeys(self.up, 0)
         self.by_node = {ua["node"]: ua for ua in uas}
+        # baresip's ctrl_tcp serves one connection at a time (a new one drops the old):
+        # a UA in a call is not polled, and a call waits for a poll in flight to end
+        self.in_call: set[str] = set()
+        self.polling: set[str] = set()
 
     def render(self) -> str:
         """Prometheus text format, each family's samples together."""
@@ -62,17 +67,27 @@ class State:
 
 
 async def poll_once(state: State, timeout: float) -> None:
-    async def one(ua: dict[str, Any]) -> tuple[str, int, int]:
+    async def one(ua: dict[str, Any]) -> tuple[str, int, int] | None:
+        node = ua["node"]
+        with state.lock:
+            if node in state.in_call:
+                return None  # in a call: it answered its caller, keep the last state
+            state.polling.add(node)
         try:
             reply = await command(ua["host"], ua["port"], "reginfo", timeout=timeout)
         except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError):
-            return ua["node"], 0, 0
-        return ua["node"], 1, int(is_registered(reply))
+            return node, 0, 0
+        finally:
+            with state.lock:
+                state.polling.discard(node)
+        return node, 1, int(is_registered(reply))
 
     results = await asyncio.gather(*(one(ua) for ua in state.uas))
     with state.lock:
-        for node, up, registered in results:
-            state.up[node], state.registered[node] = up, registered
+        for result in results:
+            if result is not None:
+                node, up, registered = result
+                state.up[node], state.registered[node] = up, registered
         state.polls += 1
 
 
@@ -94,6 +109,15 @@ def call(state: State, query: dict[str, list[str]]) -> dict[str, Any]:
     if unknown:
         return {"ok": False, "reason": f"unknown UA {unknown[0]}"}
     ua = state.by_node[caller]
+    with state.lock:
+        if caller in state.in_call:
+            return {"ok": False, "reason": f"{caller} is in a call already"}
+        state.in_call.add(caller)
+    while True:
+        with state.lock:
+            if caller not in state.polling:
+                break
+        time.sleep(0.02)
     try:
         outcome = asyncio.run(place_call(ua["host"], ua["port"], state.by_node[callee]["aor"],
                                          float(query["seconds"][0]),
@@ -101,6 +125,7 @@ def call(state: State, query: dict[str, list[str]]) -> dict[str, Any]:
     except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
         outcome = {"ok": False, "reason": f"the caller's UA did not answer: {exc}"}
     with state.lock:
+        state.in_call.discard(caller)
         state.calls[caller] += 1
         state.calls_failed[caller] += 0 if outcome["ok"] else 1
     return outcome
