@@ -134,8 +134,9 @@ class RegistrarSettings:
         "doc": "plain: answer every REGISTER; overload-control: a ratelimit pipe answers "
                "503 with Retry-After above `rate` (RFC 5390/7339)"})
     port: int = field(default=5060, metadata={"doc": "SIP UDP port", "min": 1, "max": 65535})
-    expires: float = field(default=300.0, metadata={
-        "doc": "registration lifetime granted (max_expires)", "unit": "duration"})
+    expires: float = field(default=3600.0, metadata={
+        "doc": "registration lifetime granted (max_expires; RFC 3261's default 3600s)",
+        "unit": "duration"})
     rate: float = field(default=20.0, metadata={
         "doc": "overload-control: SIP requests per second it accepts", "min": 1,
         "max": 100000})
@@ -150,7 +151,7 @@ class SipUaSettings:
     """A real SIP softphone (baresip) in a `sip_ua` node."""
 
     registrar: str | None = doc("the registrar node (default: the topology's only one)")
-    regint: float = field(default=300.0, metadata={
+    regint: float = field(default=3600.0, metadata={
         "doc": "registration interval the UA asks for", "unit": "duration"})
 
 
@@ -158,7 +159,8 @@ class SipUaSettings:
 class NodeSpec:
     """A node as written in YAML; also the shape of `defaults`, `kinds.*` and `groups.*`."""
 
-    kind: str | None = doc("node kind: host, router, switch, nat, proxy, login, peer")
+    kind: str | None = doc("node kind: host, router, switch, nat, proxy, login, peer, "
+                           "registrar, sip_ua")
     group: str | None = doc("a group from `groups:` whose settings this node inherits")
     count: int | None = doc("replicate this node; its name must contain {n} (1..count); "
                             "0 makes none, e.g. an optional part sized by a parameter",
