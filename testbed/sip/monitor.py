@@ -18,6 +18,7 @@ from typing import Any
 
 from testbed.lab.state import LabState, ProcessRecord
 from testbed.plan.model import NetworkPlan
+from testbed.process.namespaces import netns_path
 from testbed.process.supervisor import Supervisor
 from testbed.sip.baresip import CTRL_PORT
 from testbed.topology.model import RegistrarSettings
@@ -72,9 +73,11 @@ def start_poller(plan: NetworkPlan, state: LabState, supervisor: Supervisor, wor
             "group": plan.nodes[name].node.group or "", "aor": aor_of(plan, name)}
            for name in names if plan.nodes[name].mgmt_address]
     config = workdir / "sip-poller.json"
+    registrars = [{"node": n.name, "netns": str(netns_path(n.namespace))}
+                  for n in plan.nodes.values() if n.kind == "registrar" and n.namespace]
     config.write_text(json.dumps({"host": _mgmt(plan.mgmt_bridge_address),
-                                  "port": POLLER_PORT, "interval": interval, "uas": uas},
-                                 indent=1))
+                                  "port": POLLER_PORT, "interval": interval, "uas": uas,
+                                  "registrars": registrars}, indent=1))
     record = supervisor.start(node="", service="sip-poller", namespace=plan.mgmt_namespace,
                               argv=(sys.executable, "-m", "testbed.sip.poller", str(config)),
                               env={}, cwd=workdir, log=workdir / "sip-poller.log")

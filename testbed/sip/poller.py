@@ -8,7 +8,11 @@ rebooting node (no answer) costs one timeout, not one per node. Series:
   OK (baresip's `reginfo`), 0 when it reports otherwise or does not answer (the host is
   down, or baresip is not running yet);
 - `sip_ua_up{node}`: 1 when its control interface answered this poll;
-- `sip_ua_info{node,kind,group}`: 1 for every UA of the topology (the denominator).
+- `sip_ua_info{node,kind,group}`: 1 for every UA of the topology (the denominator);
+- `sip_ua_calls_total{node,side}`, `sip_ua_calls_failed_total{node,side}`: calls placed
+  through it (testbed/sip/calls.py), and those that got no media through;
+- `sip_registrar_cpu_seconds_total{node}`: CPU time of the registrar's processes
+  (testbed/sip/cpu.py), which Kamailio's own statistics do not give.
 
 Run: python -m testbed.sip.poller CONFIG.json (written by testbed/sip/monitor.py).
 """
@@ -25,12 +29,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from testbed.sip.cpu import cpu_seconds, netns_inode
 from testbed.sip.ctrl import command, is_registered
 
 
 class State:
-    def __init__(self, uas: list[dict[str, Any]]) -> None:
+    def __init__(self, uas: list[dict[str, Any]],
+                 registrars: list[dict[str, str]] | None = None) -> None:
         self.uas = uas
+        self.registrars = registrars or []  # {"node", "netns": /run/netns/... path}
+        self.cpu: dict[str, float] = {r["node"]: 0.0 for r in self.registrars}
         self.lock = threading.Lock()
         self.up: dict[str, int] = {ua["node"]: 0 for ua in uas}
         self.registered: dict[str, int] = dict(self.up)
@@ -62,6 +70,12 @@ class State:
             lines.append(f"# TYPE sip_ua_{name} counter")
             lines += [f'sip_ua_{name}{{node="{node}",side="caller"}} {count}'
                       for node, count in by_node.items()]
+        with self.lock:
+            cpu = dict(self.cpu)
+        if cpu:
+            lines.append("# TYPE sip_registrar_cpu_seconds_total counter")
+            lines += [f'sip_registrar_cpu_seconds_total{{node="{node}"}} {seconds:.2f}'
+                      for node, seconds in cpu.items()]
         lines += ["# TYPE sip_ua_polls_total counter", f"sip_ua_polls_total {polls}"]
         return "\n".join(lines) + "\n"
 
@@ -83,7 +97,13 @@ async def poll_once(state: State, timeout: float) -> None:
         return node, 1, int(is_registered(reply))
 
     results = await asyncio.gather(*(one(ua) for ua in state.uas))
+    cpu = {}
+    for registrar in state.registrars:
+        inode = netns_inode(registrar["netns"])
+        if inode is not None:
+            cpu[registrar["node"]] = cpu_seconds(inode)
     with state.lock:
+        state.cpu.update(cpu)
         for result in results:
             if result is not None:
                 node, up, registered = result
@@ -162,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("config", type=Path)
     args = parser.parse_args(argv)
     config = json.loads(args.config.read_text())
-    state = State(config["uas"])
+    state = State(config["uas"], config.get("registrars"))
     serve(state, config["host"], int(config["port"]))
     asyncio.run(poll_forever(state, float(config["interval"])))
 

@@ -25,6 +25,8 @@ def sip_series_queries(users: int, interval: float) -> dict[str, str]:
         "register_503_per_s": rate("kamailio_sl_5xx_replies"),
         "register_401_per_s": rate("kamailio_sl_401_replies"),
         "registrar_contacts": "sum(kamailio_usrloc_location_contacts) or vector(0)",
+        "registrar_cpu_share": "sum(rate(sip_registrar_cpu_seconds_total"
+                               f"[{window}])) or vector(0)",
         "hosts_down": "count(testbed_node_up == 0) or vector(0)",
         "calls_failed": "sum(sip_ua_calls_failed_total) or vector(0)",
     }

@@ -243,3 +243,16 @@ def test_frames_and_registration_parsing() -> None:
     assert is_registered({"ok": True, "data": REGINFO_OK})
     assert not is_registered({"ok": True, "data": REGINFO_FAILED})
     assert not is_registered({"ok": False, "data": REGINFO_OK})
+
+
+def test_registrar_cpu_is_the_cpu_of_its_namespaces_processes() -> None:
+    import os
+
+    from testbed.sip.cpu import cpu_seconds, netns_inode
+
+    mine = netns_inode(f"/proc/{os.getpid()}/ns/net")
+    assert mine is not None
+    sum(i * i for i in range(300_000))  # burn a little CPU in this namespace
+    assert cpu_seconds(mine) > 0
+    assert cpu_seconds(-1) == 0.0  # no process lives in a namespace that does not exist
+    assert netns_inode("/run/netns/no-such-namespace") is None
