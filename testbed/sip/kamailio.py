@@ -7,7 +7,9 @@ rewritten to the address the packet came from, NAT keep-alives sent by the regis
 Two variants: `plain`, and `overload-control`, where a ratelimit pipe answers every
 request above `rate`/s with 503 and a Retry-After (RFC 5390's overload response, the
 local form of RFC 7339's feedback). Statistics are served by xhttp_prom on the
-management address, never parsed from logs.
+management address, never parsed from logs; REGISTER retransmissions (same Call-ID and
+CSeq within timer F) are counted in the config itself, as Kamailio has no such statistic
+for requests it answers statelessly.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ NATPING_S = 15  # the home NATs forget UDP mappings after 30 s
 def _modules(overload: bool) -> str:
     names = ["kex", "corex", "tm", "tmx", "sl", "rr", "pv", "maxfwd", "textops",
              "siputils", "xlog", "sanity", "usrloc", "registrar", "nathelper", "xhttp",
-             "xhttp_prom"]
+             "xhttp_prom", "htable"]
     if overload:
         names.append("ratelimit")
     return "\n".join(f'loadmodule "{name}.so"' for name in names)
@@ -68,11 +70,20 @@ modparam("nathelper", "sipping_bflag", 7)
 modparam("nathelper", "sipping_from", "sip:pinger@{address}")
 modparam("tm", "fr_timer", 30000)
 modparam("xhttp_prom", "xhttp_prom_stats", "all")
+# a REGISTER whose Call-ID and CSeq were seen within timer F (32 s) is a retransmission
+modparam("htable", "htable", "regs=>size=12;autoexpire=32;")
+modparam("xhttp_prom", "prom_counter", "name=register_retransmissions;")
 {limit}
 request_route {{
     if (!mf_process_maxfwd_header("10")) {{
         sl_send_reply("483", "Too Many Hops");
         exit;
+    }}
+    if (is_method("REGISTER")) {{
+        if ($sht(regs=>$ci::$cs) != $null) {{
+            prom_counter_inc("register_retransmissions", "1");
+        }}
+        $sht(regs=>$ci::$cs) = 1;
     }}
 {shed}    force_rport();
     if (nat_uac_test("19")) {{

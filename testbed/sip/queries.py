@@ -24,6 +24,9 @@ def sip_series_queries(users: int, interval: float) -> dict[str, str]:
         "login_server_ok_per_s": rate("kamailio_sl_200_replies"),
         "register_503_per_s": rate("kamailio_sl_5xx_replies"),
         "register_401_per_s": rate("kamailio_sl_401_replies"),
+        "register_retransmission_share":
+            f"sum(rate(kamailio_register_retransmissions[{window}])) / "
+            f"sum(rate(kamailio_core_rcv_requests_register[{window}]))",
         "registrar_contacts": "sum(kamailio_usrloc_location_contacts) or vector(0)",
         "registrar_cpu_share": "sum(rate(sip_registrar_cpu_seconds_total"
                                f"[{window}])) or vector(0)",

@@ -59,6 +59,7 @@ def test_overload_control_sheds_with_503_and_retry_after_plain_does_not() -> Non
         assert "listen=udp:198.18.0.2:5060" in text
         assert "listen=tcp:100.127.0.3:9100" in text
         assert 'modparam("usrloc", "db_mode", 0)' in text  # in memory: a reboot forgets
+        assert 'prom_counter_inc("register_retransmissions", "1");' in text
 
 
 @pytest.mark.skipif(shutil.which("kamailio") is None, reason="kamailio is not installed")
