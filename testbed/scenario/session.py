@@ -56,6 +56,7 @@ from testbed.scenario.actions import Event
 from testbed.scenario.engine import Engine, StepLog
 from testbed.scenario.executors import RunContext
 from testbed.scenario.loader import Scenario, load_scenario, scenario_params
+from testbed.sip.monitor import run_info as sip_run_info
 from testbed.sip.monitor import user_agents, workload_of
 from testbed.sip.queries import PER_USER
 from testbed.topology.loader import load_topology
@@ -456,6 +457,8 @@ class Run:
             "prometheus_url": self.prometheus.forwarder.url
             if self.prometheus and self.prometheus.forwarder else None,
         }
+        if self.workload == "sip":
+            info.update(sip_run_info(self.p.plan))
         (self.run_dir / "run.json").write_text(json.dumps(info, indent=1))
         if self.state.summary_path.exists():
             shutil.copyfile(self.state.summary_path, self.run_dir / "lab.json")

@@ -88,3 +88,15 @@ def start_poller(plan: NetworkPlan, state: LabState, supervisor: Supervisor, wor
 def workload_of(plan: NetworkPlan) -> str:
     """"sip" when the lab's users are SIP UAs, else "overlay"."""
     return "sip" if user_agents(plan) else "overlay"
+
+
+def run_info(plan: NetworkPlan) -> dict[str, Any]:
+    """run.json's overlay fields for a SIP run, so the report does not show the overlay's
+    defaults: the registrar's variant for the policy, its rate limit (if any) for the
+    login capacity, real time."""
+    settings = [n.node.registrar or RegistrarSettings() for n in plan.nodes.values()
+                if n.kind == "registrar"]
+    variant = settings[0].variant if settings else "plain"
+    return {"workload": "sip", "policy": f"sip {variant}", "time_scale": 1.0,
+            "login_capacity": settings[0].rate if variant == "overload-control" else None,
+            "supernode_overload": None}

@@ -257,3 +257,13 @@ def test_registrar_cpu_is_the_cpu_of_its_namespaces_processes() -> None:
     assert cpu_seconds(mine) > 0
     assert cpu_seconds(-1) == 0.0  # no process lives in a namespace that does not exist
     assert netns_inode("/run/netns/no-such-namespace") is None
+
+
+def test_run_json_names_the_registrar_variant_not_the_overlays_defaults() -> None:
+    plan = build_plan(load_topology_text(TOPOLOGY))
+    assert monitor.run_info(plan) == {"workload": "sip", "policy": "sip plain",
+                                      "time_scale": 1.0, "login_capacity": None,
+                                      "supernode_overload": None}
+    shedding = TOPOLOGY.replace("variant: plain", "variant: overload-control, rate: 30")
+    info = monitor.run_info(build_plan(load_topology_text(shedding)))
+    assert info["policy"] == "sip overload-control" and info["login_capacity"] == 30
