@@ -175,8 +175,10 @@ def call(step: StepSpec, index: int, start: float, topology: Topology,
         others = [name for name in callees if name != caller]
         if not others:
             raise ActionError(f"call: to: offers {caller} nobody to call but itself")
-        events.append(Event(start, "call", (caller,),
-                            {"to": rng.choice(others), "seconds": seconds}, index))
+        params: dict[str, Any] = {"to": rng.choice(others), "seconds": seconds}
+        if kinds == {"sip_ua"}:
+            params["sip"] = True  # placed through the UA poller (testbed/sip/calls.py)
+        events.append(Event(start, "call", (caller,), params, index))
     return events, start + seconds
 
 

@@ -112,7 +112,7 @@ CALL_SETUP_SECONDS = 30.0  # lookup, signalling and relay set-up on top of the c
 def call(ctx: RunContext, node: str, params: dict[str, Any]) -> str:
     """Place a call through the peer's control API; returns once the call has ended."""
     callee, seconds = str(params["to"]), float(params["seconds"])
-    if ctx.runtime.node(node).kind == "sip_ua":
+    if params.get("sip"):
         from testbed.sip.calls import sip_call
 
         return sip_call(ctx.runtime.plan, node, callee, seconds, CALL_SETUP_SECONDS)

@@ -143,7 +143,8 @@ def test_calls_are_between_sip_uas_or_between_overlay_peers_never_mixed() -> Non
     step = StepSpec(action="call", at=1.0, select=Selector(names=["pc1"]),
                     to=Selector(names=["pc2"]), duration=3.0)
     [event] = schedule([step], topology, 1)
-    assert event.nodes == ("pc1",) and event.params["to"] == "pc2"
+    assert event.nodes == ("pc1",) and event.params == {"to": "pc2", "seconds": 3.0,
+                                                        "sip": True}
     mixed = StepSpec(action="call", at=1.0, select=Selector(names=["pc1"]),
                      to=Selector(names=["peer"]), duration=3.0)
     with pytest.raises(ActionError, match="pc1 is not a reference overlay peer"):
