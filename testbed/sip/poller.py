@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from testbed.sip.cpu import cpu_seconds, netns_inode
+from testbed.sip.cpu import NamespaceCpu
 from testbed.sip.ctrl import command, is_registered
 
 
@@ -39,6 +39,7 @@ class State:
         self.uas = uas
         self.registrars = registrars or []  # {"node", "netns": /run/netns/... path}
         self.cpu: dict[str, float] = {r["node"]: 0.0 for r in self.registrars}
+        self.meters = {r["node"]: NamespaceCpu(r["netns"]) for r in self.registrars}
         self.lock = threading.Lock()
         self.up: dict[str, int] = {ua["node"]: 0 for ua in uas}
         self.registered: dict[str, int] = dict(self.up)
@@ -98,10 +99,10 @@ async def poll_once(state: State, timeout: float) -> None:
 
     results = await asyncio.gather(*(one(ua) for ua in state.uas))
     cpu = {}
-    for registrar in state.registrars:
-        inode = netns_inode(registrar["netns"])
-        if inode is not None:
-            cpu[registrar["node"]] = cpu_seconds(inode)
+    for node, meter in state.meters.items():
+        seconds = await asyncio.to_thread(meter.read)
+        if seconds is not None:
+            cpu[node] = seconds
     with state.lock:
         state.cpu.update(cpu)
         for result in results:

@@ -13,19 +13,24 @@ PER_USER = "sip_ua_registered"  # one series per UA, 1 while it is registered
 
 def sip_series_queries(users: int, interval: float) -> dict[str, str]:
     window = f"{max(4 * interval, 2):g}s"
+    bridge = f"{max(2.5 * interval, 2):g}s"
 
     def rate(metric: str) -> str:
         return f"sum(rate({metric}[{window}])) or vector(0)"
 
     return {
-        "online_fraction": f"(sum({PER_USER}) or vector(0)) / {users}",
+        # last_over_time bridges one missed scrape of the poller (one target for every
+        # UA: a miss would otherwise read as nobody registered); a UA that is down is a
+        # 0 the poller reports, not a gap, so real drops show at once
+        "online_fraction": f"(sum(last_over_time({PER_USER}[{bridge}])) or vector(0)) "
+                           f"/ {users}",
         "login_attempts_per_s": rate("kamailio_core_rcv_requests_register"),
         "login_server_requests_per_s": rate("kamailio_core_rcv_requests_register"),
         "login_server_ok_per_s": rate("kamailio_sl_200_replies"),
         "register_503_per_s": rate("kamailio_sl_5xx_replies"),
         "register_401_per_s": rate("kamailio_sl_401_replies"),
         "register_retransmission_share":
-            f"sum(rate(kamailio_register_retransmissions[{window}])) / "
+            f"(sum(rate(kamailio_register_retransmissions[{window}])) or vector(0)) / "
             f"sum(rate(kamailio_core_rcv_requests_register[{window}]))",
         "registrar_contacts": "sum(kamailio_usrloc_location_contacts) or vector(0)",
         "registrar_cpu_share": "sum(rate(sip_registrar_cpu_seconds_total"

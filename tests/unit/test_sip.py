@@ -130,7 +130,8 @@ def test_prometheus_scrapes_kamailio_and_the_poller_in_sip_labs_only() -> None:
 
 def test_sip_series_share_the_overlay_names_where_they_mean_the_same() -> None:
     overlay, sip = series_queries(160, 1.0), series_queries(168, 1.0, "sip")
-    assert sip["online_fraction"] == "(sum(sip_ua_registered) or vector(0)) / 168"
+    assert sip["online_fraction"] == ("(sum(last_over_time(sip_ua_registered[2.5s])) or "
+                                      "vector(0)) / 168")
     assert "kamailio_core_rcv_requests_register" in sip["login_server_requests_per_s"]
     assert "kamailio_sl_200_replies" in sip["login_server_ok_per_s"]
     assert {"online_fraction", "login_attempts_per_s", "login_server_requests_per_s",
@@ -250,14 +251,17 @@ def test_frames_and_registration_parsing() -> None:
 def test_registrar_cpu_is_the_cpu_of_its_namespaces_processes() -> None:
     import os
 
-    from testbed.sip.cpu import cpu_seconds, netns_inode
+    from testbed.sip.cpu import NamespaceCpu, cpu_seconds, namespace_pids, netns_inode
 
-    mine = netns_inode(f"/proc/{os.getpid()}/ns/net")
-    assert mine is not None
-    sum(i * i for i in range(300_000))  # burn a little CPU in this namespace
-    assert cpu_seconds(mine) > 0
-    assert cpu_seconds(-1) == 0.0  # no process lives in a namespace that does not exist
-    assert netns_inode("/run/netns/no-such-namespace") is None
+    path = f"/proc/{os.getpid()}/ns/net"
+    mine = netns_inode(path)
+    assert mine is not None and os.getpid() in namespace_pids(mine)
+    before = cpu_seconds({os.getpid()})
+    sum(i * i for i in range(1_000_000))  # burn a little CPU
+    after = cpu_seconds({os.getpid()})
+    assert before is not None and after is not None and after > before
+    assert cpu_seconds({2**22 + 1}) is None  # a process gone: the caller scans again
+    assert NamespaceCpu("/run/netns/no-such-namespace").read() is None
 
 
 def test_run_json_names_the_registrar_variant_not_the_overlays_defaults() -> None:
