@@ -58,7 +58,7 @@ from testbed.scenario.executors import RunContext
 from testbed.scenario.loader import Scenario, load_scenario, scenario_params
 from testbed.sip.monitor import run_info as sip_run_info
 from testbed.sip.monitor import user_agents, workload_of
-from testbed.sip.queries import PER_USER
+from testbed.sip.queries import per_user as sip_per_user
 from testbed.topology.loader import load_topology
 from testbed.topology.model import OverlaySettings, Topology
 
@@ -402,7 +402,8 @@ class Run:
         write_series_csv(series, self.run_dir / "series.csv")
         trigger = trigger_from_log(self.run_dir / "steps.jsonl")
         per_node: dict[str, list[tuple[float, float]]] = {name: [] for name in self.peers}
-        per_user = PER_USER if self.workload == "sip" else 'peer_logged_in{kind="peer"}'
+        per_user = sip_per_user(step) if self.workload == "sip" else \
+            'peer_logged_in{kind="peer"}'
         for result in self.prometheus.query_range(per_user, self.started_unix,
                                                   self.ended_unix, step):
             node = result["metric"].get("node", "")

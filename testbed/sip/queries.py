@@ -11,19 +11,21 @@ from __future__ import annotations
 PER_USER = "sip_ua_registered"  # one series per UA, 1 while it is registered
 
 
+def per_user(interval: float) -> str:
+    """One series per UA; last_over_time bridges one missed scrape of the poller (one
+    target for every UA: a miss would otherwise read as nobody registered). A UA that is
+    down is a 0 the poller reports, not a gap, so real drops show at once."""
+    return f"last_over_time({PER_USER}[{max(2.5 * interval, 2):g}s])"
+
+
 def sip_series_queries(users: int, interval: float) -> dict[str, str]:
     window = f"{max(4 * interval, 2):g}s"
-    bridge = f"{max(2.5 * interval, 2):g}s"
 
     def rate(metric: str) -> str:
         return f"sum(rate({metric}[{window}])) or vector(0)"
 
     return {
-        # last_over_time bridges one missed scrape of the poller (one target for every
-        # UA: a miss would otherwise read as nobody registered); a UA that is down is a
-        # 0 the poller reports, not a gap, so real drops show at once
-        "online_fraction": f"(sum(last_over_time({PER_USER}[{bridge}])) or vector(0)) "
-                           f"/ {users}",
+        "online_fraction": f"(sum({per_user(interval)}) or vector(0)) / {users}",
         "login_attempts_per_s": rate("kamailio_core_rcv_requests_register"),
         "login_server_requests_per_s": rate("kamailio_core_rcv_requests_register"),
         "login_server_ok_per_s": rate("kamailio_sl_200_replies"),
