@@ -15,7 +15,7 @@ def per_user(interval: float) -> str:
     """One series per UA; last_over_time bridges one missed scrape of the poller (one
     target for every UA: a miss would otherwise read as nobody registered). A UA that is
     down is a 0 the poller reports, not a gap, so real drops show at once."""
-    return f"last_over_time({PER_USER}[{max(2.5 * interval, 2):g}s])"
+    return f"last_over_time({PER_USER}[{round(max(2.5 * interval, 2) * 1000)}ms])"
 
 
 def sip_series_queries(users: int, interval: float) -> dict[str, str]:

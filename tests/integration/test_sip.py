@@ -32,7 +32,11 @@ HOMES = ["home001", "home002", "home003", "home004", "home005"]
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     tmp = tmp_path_factory.mktemp("sip-run")
-    result = run_cli("run", TOPOLOGY, SCENARIO, "--results", str(tmp / "results"),
+    topology = tmp / "sip-2007.yaml"  # the same network under a lab name of its own
+    text = Path(TOPOLOGY).read_text()
+    assert "\nname: sip2007\n" in text
+    topology.write_text(text.replace("\nname: sip2007\n", f"\nname: {unique_lab_name('sc')}\n"))
+    result = run_cli("run", str(topology), SCENARIO, "--results", str(tmp / "results"),
                      "--run-id", "sip", "--no-report", "--ui-port", "0",
                      state_dir=tmp / "state", timeout=240)
     return tmp / "results" / "sip", result
