@@ -35,6 +35,7 @@ from testbed.process import commands, namespaces
 from testbed.process.launcher import request_fork
 from testbed.process.logguard import start_log_guard
 from testbed.process.records import ProcessRecord
+from testbed.process.settle import check_settled
 from testbed.process.supervisor import Supervisor, is_alive, signal_group, stop
 from testbed.progress import Progress
 
@@ -134,8 +135,10 @@ class NetnsBackend:
         live = [n for n in nodes if not n.node.held_back]
         services = [(n, s) for n in live for s in self._setup(n, plan).services]
         progress.stage("services", len(services))
+        started = []
         for node in live:
-            self.start_services(node, plan, state, progress, checkpoint)
+            started += self.start_services(node, plan, state, progress, checkpoint)
+        check_settled(started, {(n.name, s.name): s.settle for n, s in services})
 
     def _setup(self, node: PlannedNode, plan: NetworkPlan) -> NodeSetup:
         return self.registry.get(node.kind).setup(node, plan)

@@ -18,9 +18,14 @@ from typing import Any, Protocol
 Series = list[tuple[float, float]]  # (seconds since run start, value)
 
 
-def series_queries(peers: int, interval: float) -> dict[str, str]:
+def series_queries(peers: int, interval: float, workload: str = "overlay") -> dict[str, str]:
     """PromQL per exported series. `peers` is the topology's count of overlay users (peers
-    not held back): a peer whose host is down has no series at all and counts as offline."""
+    not held back): a peer whose host is down has no series at all and counts as offline.
+    workload "sip": the same outcome names over Kamailio and the UAs (testbed/sip)."""
+    if workload == "sip":
+        from testbed.sip.queries import sip_series_queries
+
+        return sip_series_queries(peers, interval)
     window = f"{max(4 * interval, 2):g}s"
     return {
         "online_fraction": "(sum(peer_logged_in{kind=\"peer\",held_back!=\"true\"}) "

@@ -24,6 +24,8 @@ from testbed.errors import LabError
 from testbed.metrics.forward import LoopbackForwarder
 from testbed.plan.model import NetworkPlan
 from testbed.process.supervisor import is_alive
+from testbed.sip.monitor import scrape_configs as sip_scrape_configs
+from testbed.sip.monitor import start_poller
 
 PROMETHEUS_PORT = 9090
 
@@ -56,6 +58,7 @@ def config_text(plan: NetworkPlan, metrics_port: int, exporter: str, interval: f
         "scrape_configs": [
             {"job_name": "peers", "static_configs": scrape_targets(plan, metrics_port)},
             {"job_name": "testbed", "static_configs": [{"targets": [exporter]}]},
+            *sip_scrape_configs(plan),  # Kamailio and the UA poller, in SIP labs only
         ],
     }
     return yaml.safe_dump(config, sort_keys=False)
@@ -83,6 +86,7 @@ class PrometheusServer:
         self.hub = plan.mgmt_bridge_address.split("/")[0]
         self.forwarder: LoopbackForwarder | None = None
         self.record: Any = None
+        self.poller: Any = None  # the SIP UAs' exporter, in SIP labs
 
     @property
     def url(self) -> str:
@@ -97,6 +101,8 @@ class PrometheusServer:
         self.data.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "prometheus.yml"
         config.write_text(config_text(self.plan, metrics_port, exporter, self.interval))
+        self.poller = start_poller(self.plan, self.state, self.processes, self.workdir,
+                                   self.interval)
         self.record = self.processes.start_process(
             node="", service="prometheus", namespace=self.plan.mgmt_namespace,
             argv=(binary, f"--config.file={config}", f"--storage.tsdb.path={self.data}",
@@ -165,6 +171,8 @@ class PrometheusServer:
             self.forwarder.close()
         if self.record is not None:
             self.processes.stop_processes([self.record], grace=10)
+        if self.poller is not None:
+            self.processes.stop_processes([self.poller], grace=3)
 
 
 def take_snapshot(url: str, data: Path, into: Path, timeout: float) -> Path | None:

@@ -86,7 +86,9 @@ def _outcome(run_dir: Path, info: dict[str, Any], prometheus: OfflinePrometheus,
     peers = [r["metric"].get("node", "") for r in prometheus.query_range(USERS, started,
                                                                           ended, step)]
     summary = {**write_outcome(run_dir, prometheus, peers, int(info.get("peers") or 0),
-                               started, ended, step, complete=False), "recovered": True}
+                               started, ended, step, complete=False,
+                               workload=str(info.get("workload") or "overlay")),
+               "recovered": True}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary, ended
 

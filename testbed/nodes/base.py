@@ -25,6 +25,10 @@ class ServiceSpec:
     # the reference peer: fork it from the lab's pre-forking launcher (shared memory)
     # instead of starting a new interpreter; `argv` stays the equivalent command line
     peer_config: str | None = None
+    # `up` waits this long once after starting every service, then fails (and rolls the
+    # lab back) if the process is gone: a daemon that exits at once on a bad config or a
+    # port in use (kamailio, baresip) must not leave a lab that only looks up
+    settle: float = 0.0
 
 
 @dataclass

@@ -44,8 +44,10 @@ def default_registry() -> KindRegistry:
     from testbed.nodes.host import HostKind, LoginKind, PeerKind
     from testbed.nodes.nat import NatKind
     from testbed.nodes.proxy import ProxyKind
+    from testbed.nodes.registrar import RegistrarKind
     from testbed.nodes.router import RouterKind
+    from testbed.nodes.sip_ua import SipUaKind
     from testbed.nodes.switch import SwitchKind
 
     return KindRegistry([HostKind(), PeerKind(), LoginKind(), RouterKind(), SwitchKind(),
-                         NatKind(), ProxyKind()])
+                         NatKind(), ProxyKind(), RegistrarKind(), SipUaKind()])

@@ -127,10 +127,40 @@ class ProxySettings:
 
 
 @dataclass
+class RegistrarSettings:
+    """Kamailio as SIP registrar and proxy (kind registrar); see docs/sip.md."""
+
+    variant: Literal["plain", "overload-control"] = field(default="plain", metadata={
+        "doc": "plain: answer every REGISTER; overload-control: a ratelimit pipe answers "
+               "503 with Retry-After above `rate` (RFC 5390/7339)"})
+    port: int = field(default=5060, metadata={"doc": "SIP UDP port", "min": 1, "max": 65535})
+    expires: float = field(default=3600.0, metadata={
+        "doc": "registration lifetime granted (max_expires; RFC 3261's default 3600s)",
+        "unit": "duration"})
+    rate: float = field(default=20.0, metadata={
+        "doc": "overload-control: SIP requests per second it accepts", "min": 1,
+        "max": 100000})
+    retry_after: float = field(default=10.0, metadata={
+        "doc": "overload-control: Retry-After of its 503", "unit": "duration"})
+    metrics_port: int = field(default=9100, metadata={
+        "doc": "xhttp_prom /metrics on the management address", "min": 1, "max": 65535})
+
+
+@dataclass
+class SipUaSettings:
+    """A real SIP softphone (baresip) in a `sip_ua` node."""
+
+    registrar: str | None = doc("the registrar node (default: the topology's only one)")
+    regint: float = field(default=3600.0, metadata={
+        "doc": "registration interval the UA asks for", "unit": "duration"})
+
+
+@dataclass
 class NodeSpec:
     """A node as written in YAML; also the shape of `defaults`, `kinds.*` and `groups.*`."""
 
-    kind: str | None = doc("node kind: host, router, switch, nat, proxy, login, peer")
+    kind: str | None = doc("node kind: host, router, switch, nat, proxy, login, peer, "
+                           "registrar, sip_ua")
     group: str | None = doc("a group from `groups:` whose settings this node inherits")
     count: int | None = doc("replicate this node; its name must contain {n} (1..count); "
                             "0 makes none, e.g. an optional part sized by a parameter",
@@ -155,6 +185,8 @@ class NodeSpec:
     supernode: SupernodeOverride | None = doc(
         "this node's supernode capacity over overlay.supernode, e.g. a dedicated "
         "mega-supernode (kind peer)")
+    registrar: RegistrarSettings | None = doc("Kamailio settings (kind registrar)")
+    sip_ua: SipUaSettings | None = doc("SIP user agent settings (kind sip_ua)")
     held_back: bool | None = doc(
         "built at `up` but switched off (data links down, no services) until a scenario's "
         "add_nodes step brings it in, e.g. the corrective push's dedicated supernodes")
@@ -323,6 +355,8 @@ class Node:
     supernode: SupernodeOverride | None = None
     held_back: bool = False
     switch: SwitchSettings | None = None
+    registrar: RegistrarSettings | None = None
+    sip_ua: SipUaSettings | None = None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from testbed.topology.model import (
     LoginCapacity,
     NodeSpec,
     OverlaySettings,
+    RegistrarSettings,
+    SipUaSettings,
     SupernodeCapacity,
     SupernodeOverride,
     SwitchSettings,
@@ -25,7 +27,8 @@ def test_every_topology_field_is_documented() -> None:
     text = (REPO / "docs" / "topology.md").read_text()
     documented = set(re.findall(r"`([a-z_]+)`", text))
     for cls in (TopologyFile, NodeSpec, LinkSpec, TopLink, Addressing, OverlaySettings,
-                LoginCapacity, SupernodeCapacity, SupernodeOverride, SwitchSettings):
+                LoginCapacity, SupernodeCapacity, SupernodeOverride, SwitchSettings,
+                RegistrarSettings, SipUaSettings):
         for field in dataclasses.fields(cls):
             assert field.name in documented, f"{cls.__name__}.{field.name} is not in docs"
 

@@ -28,26 +28,35 @@ def schedule(step: StepSpec, index: int, start: float, topology: Topology,
     callees = select(step.to, topology.nodes.values(), rng)
     if not callees:
         raise ActionError("to: matches no node of the topology")
+    kinds = {topology.nodes[name].kind for name in (*callers, *callees)}
+    sip = kinds == {"sip_ua"}  # SIP user agents call each other through their registrar
     for name in (*callers, *callees):
         node = topology.nodes[name]
-        if node.kind != "peer" or node.command:
+        if not sip and (node.kind != "peer" or node.command):
             raise ActionError(f"call: {name} is not a reference overlay peer (kind "
                               f"{node.kind}{', own command' if node.command else ''}); only "
-                              "peers running the overlay place and answer calls")
+                              "peers running the overlay, or SIP user agents (sip_ua) "
+                              "among themselves, place and answer calls")
     seconds = step.duration if step.duration is not None else CALL_SECONDS
     events = []
     for caller in callers:
         others = [name for name in callees if name != caller]
         if not others:
             raise ActionError(f"call: to: offers {caller} nobody to call but itself")
-        events.append(Event(start, "call", (caller,),
-                            {"to": rng.choice(others), "seconds": seconds}, index))
+        params: dict[str, Any] = {"to": rng.choice(others), "seconds": seconds}
+        if sip:
+            params["sip"] = True  # placed through the UA poller (testbed/sip/calls.py)
+        events.append(Event(start, "call", (caller,), params, index))
     return events, start + seconds
 
 
 def call(ctx: RunContext, node: str, params: dict[str, Any]) -> str:
     """Place the call; returns once it has ended."""
     callee, seconds = str(params["to"]), float(params["seconds"])
+    if params.get("sip"):
+        from testbed.sip.calls import sip_call
+
+        return sip_call(ctx.runtime.plan, node, callee, seconds, CALL_SETUP_SECONDS)
     reply = ctx.runtime.control(node, f"/call?to={callee}&seconds={seconds:g}",
                                 timeout=seconds + CALL_SETUP_SECONDS)
     try:

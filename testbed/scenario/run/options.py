@@ -51,7 +51,20 @@ class Prepared:
     captures: list[Placed] = field(default_factory=list)
 
     @property
+    def workload(self) -> str:
+        """"overlay" (the reference peers) or "sip" (the SIP control experiment)."""
+        from testbed.sip.monitor import workload_of
+
+        return "overlay" if overlay_peers(self.plan) else workload_of(self.plan)
+
+    @property
     def peers(self) -> list[str]:
+        """The run's users, whose online fraction is the outcome: the overlay's peers, or
+        the SIP user agents (registered fraction)."""
+        if self.workload == "sip":
+            from testbed.sip.monitor import user_agents
+
+            return user_agents(self.plan)
         return overlay_peers(self.plan)
 
 

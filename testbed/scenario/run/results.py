@@ -88,6 +88,10 @@ class Results:
             "scrape_interval_s": self.options.scrape_interval,
             "prometheus_url": prometheus_url,
         }
+        if self.prepared.workload == "sip":
+            from testbed.sip.monitor import run_info
+
+            info.update(run_info(self.prepared.plan))
         (self.dir / "run.json").write_text(json.dumps(info, indent=1))
         if state is not None and state.summary_path.exists():
             shutil.copyfile(state.summary_path, self.dir / "lab.json")
@@ -112,7 +116,7 @@ class Results:
         peers = self.prepared.peers
         summary = write_outcome(self.dir, prometheus, peers, len(peers), status.started_unix,
                                 status.ended_unix, self.options.scrape_interval,
-                                status.complete)
+                                status.complete, self.prepared.workload)
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=1))
         snapshot = prometheus.snapshot(self.dir / "tsdb")
         if snapshot is not None:
@@ -140,20 +144,29 @@ class RangeQueryable(Protocol):
 
 def write_outcome(run_dir: Path, prometheus: RangeQueryable, peers: list[str],
                   peer_count: int, began: float, ended: float, step: float,
-                  complete: bool) -> dict[str, Any]:
+                  complete: bool, workload: str = "overlay") -> dict[str, Any]:
     """series.csv from a run's Prometheus (live, or started on its data afterwards), and
     the outcome metrics of summary.json, returned: the same for a finished run and for
     one recovered from disk."""
-    series = fetch_series(prometheus, series_queries(peer_count or 1, step), began, ended,
-                          step)
+    series = fetch_series(prometheus, series_queries(peer_count or 1, step, workload), began,
+                          ended, step)
     write_series_csv(series, run_dir / "series.csv")
     trigger = trigger_from_log(run_dir / "steps.jsonl")
     per_node: dict[str, list[tuple[float, float]]] = {name: [] for name in peers}
-    for result in prometheus.query_range('peer_logged_in{kind="peer"}', began, ended, step):
+    for result in prometheus.query_range(per_user_query(workload, step), began, ended, step):
         node = result["metric"].get("node", "")
         per_node[node] = [(float(t) - began, float(v)) for t, v in result["values"]]
     needed = needing_login(per_node, trigger.start if trigger else 0.0, ended - began, step)
     return summarize(series, trigger, needed, complete)
+
+
+def per_user_query(workload: str, step: float) -> str:
+    """One series per user of the run: logged in (overlay) or registered (SIP)."""
+    if workload == "sip":
+        from testbed.sip.queries import per_user
+
+        return per_user(step)
+    return 'peer_logged_in{kind="peer"}'
 
 
 def _pct(value: Any) -> str:

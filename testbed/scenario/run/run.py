@@ -113,7 +113,8 @@ class Run:
             set(prepared.plan.nodes), self.say,
             lambda: progress_line(engine, self.recording.prometheus, len(prepared.peers),
                                   self.options.scrape_interval,
-                                  len(prepared.scenario.steps), events, prepared.duration),
+                                  len(prepared.scenario.steps), events, prepared.duration,
+                                  prepared.workload),
             self.options.progress_every)
         self.say(f"== playing {len(prepared.scenario.events)} events over "
                  f"{prepared.duration:.0f}s")

@@ -113,12 +113,13 @@ class Watcher:
 
 
 def progress_line(engine: Engine, prometheus: _Queryable | None, peers: int,
-                  scrape_interval: float, steps: int, events: int, duration: float) -> str:
+                  scrape_interval: float, steps: int, events: int, duration: float,
+                  workload: str = "overlay") -> str:
     """One line of progress: time, step, events done, online fraction, supernodes."""
     online = sn = None
     if prometheus is not None:
         try:
-            queries = series_queries(peers or 1, scrape_interval)
+            queries = series_queries(peers or 1, scrape_interval, workload)
             online = prometheus.scalar(queries["online_fraction"])
             sn = prometheus.scalar(queries["supernodes"])
         except Exception:  # noqa: BLE001 - progress must never break a run

@@ -1,0 +1,171 @@
+"""Kamailio's configuration for a `registrar` node, rendered from the topology.
+
+An in-memory registrar (usrloc db_mode 0) and stateful proxy with NAT traversal as SIP
+providers ran it in 2007: rport/received (force_rport, fix_nated_register), contacts
+rewritten to the address the packet came from, NAT keep-alives sent by the registrar
+(nathelper OPTIONS pings every `NATPING_S`, shorter than the home NATs' UDP timeout).
+Two variants: `plain`, and `overload-control`, where a ratelimit pipe answers every
+request above `rate`/s with 503 and a Retry-After (RFC 5390's overload response, the
+local form of RFC 7339's feedback). Statistics are served by xhttp_prom on the
+management address, never parsed from logs; REGISTER retransmissions (same Call-ID and
+CSeq within timer F) are counted in the config itself, as Kamailio has no such statistic
+for requests it answers statelessly.
+"""
+
+from __future__ import annotations
+
+from testbed.topology.model import RegistrarSettings
+
+CONFIG_NAME = "kamailio.cfg"
+NATPING_S = 15  # the home NATs forget UDP mappings after 30 s
+
+
+def _modules(overload: bool) -> str:
+    names = ["kex", "corex", "tm", "tmx", "sl", "rr", "pv", "maxfwd", "textops",
+             "siputils", "xlog", "sanity", "usrloc", "registrar", "nathelper", "xhttp",
+             "xhttp_prom", "htable"]
+    if overload:
+        names.append("ratelimit")
+    return "\n".join(f'loadmodule "{name}.so"' for name in names)
+
+
+def kamailio_config(settings: RegistrarSettings, address: str, mgmt: str) -> str:
+    """The whole kamailio.cfg; `address` is the SIP address, `mgmt` the metrics one."""
+    overload = settings.variant == "overload-control"
+    limit = (f'modparam("ratelimit", "timer_interval", 1)\n'
+             f'modparam("ratelimit", "pipe", "1:TAILDROP:{max(1, round(settings.rate))}")\n'
+             if overload else "")
+    shed = (f'''    if (!is_method("ACK") && !rl_check_pipe("1")) {{
+        append_to_reply("Retry-After: {round(settings.retry_after)}\\r\\n");
+        sl_send_reply("503", "Service Unavailable");
+        exit;
+    }}
+''' if overload else "")
+    expires = max(1, round(settings.expires))
+    return f'''#!KAMAILIO
+# written by outage-testbed (testbed/sip/kamailio.py): variant {settings.variant}
+debug=1
+log_stderror=yes
+children=2
+tcp_children=1
+auto_aliases=no
+dns=no
+rev_dns=no
+listen=udp:{address}:{settings.port}
+listen=tcp:{mgmt}:{settings.metrics_port}
+tcp_accept_no_cl=yes
+alias="{address}"
+
+{_modules(overload)}
+
+modparam("usrloc", "db_mode", 0)
+modparam("usrloc", "nat_bflag", 6)
+modparam("registrar", "max_expires", {expires})
+modparam("registrar", "default_expires", {expires})
+modparam("registrar", "received_avp", "$avp(RECEIVED)")
+modparam("nathelper", "received_avp", "$avp(RECEIVED)")
+modparam("nathelper", "natping_interval", {NATPING_S})
+modparam("nathelper", "ping_nated_only", 1)
+modparam("nathelper", "sipping_bflag", 7)
+modparam("nathelper", "sipping_from", "sip:pinger@{address}")
+modparam("tm", "fr_timer", 30000)
+modparam("xhttp_prom", "xhttp_prom_stats", "all")
+# a REGISTER whose Call-ID and CSeq were seen within timer F (32 s) is a retransmission
+modparam("htable", "htable", "regs=>size=12;autoexpire=32;")
+modparam("xhttp_prom", "prom_counter", "name=register_retransmissions;")
+{limit}
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{
+        sl_send_reply("483", "Too Many Hops");
+        exit;
+    }}
+    if (is_method("REGISTER")) {{
+        if ($sht(regs=>$ci::$cs) != $null) {{
+            prom_counter_inc("register_retransmissions", "1");
+        }}
+        $sht(regs=>$ci::$cs) = 1;
+    }}
+{shed}    force_rport();
+    if (nat_uac_test("19")) {{
+        if (is_method("REGISTER")) {{
+            fix_nated_register();
+        }} else {{
+            fix_nated_contact();
+        }}
+        setflag(5);
+    }}
+    if (is_method("INVITE") && has_body("application/sdp") && isflagset(5)) {{
+        fix_nated_sdp("3");
+    }}
+    if (is_method("REGISTER")) {{
+        if (isflagset(5)) {{
+            setbflag(6);
+            setbflag(7);
+        }}
+        if (!save("location")) {{
+            sl_reply_error();
+        }}
+        exit;
+    }}
+    if (has_totag()) {{
+        if (loose_route()) {{
+            route(RELAY);
+        }}
+        if (is_method("ACK") && t_check_trans()) {{
+            route(RELAY);
+        }}
+        if (!is_method("ACK")) {{
+            sl_send_reply("404", "Not here");
+        }}
+        exit;
+    }}
+    if (is_method("CANCEL")) {{
+        if (t_check_trans()) {{
+            route(RELAY);
+        }}
+        exit;
+    }}
+    if (!is_method("ACK")) {{
+        t_check_trans();
+    }}
+    if (is_method("OPTIONS") && uri == myself && $rU == $null) {{
+        sl_send_reply("200", "Keepalive");
+        exit;
+    }}
+    if (is_method("INVITE")) {{
+        record_route();
+    }}
+    if (uri == myself) {{
+        if (!lookup("location")) {{
+            sl_send_reply("404", "Not Found");
+            exit;
+        }}
+    }}
+    route(RELAY);
+}}
+
+route[RELAY] {{
+    t_on_reply("NATREPLY");
+    if (!t_relay()) {{
+        sl_reply_error();
+    }}
+    exit;
+}}
+
+onreply_route[NATREPLY] {{
+    if (nat_uac_test("1")) {{
+        fix_nated_contact();
+    }}
+    if (has_body("application/sdp") && nat_uac_test("8")) {{
+        fix_nated_sdp("3");
+    }}
+}}
+
+event_route[xhttp:request] {{
+    if ($hu =~ "^/metrics") {{
+        prom_dispatch();
+    }} else {{
+        xhttp_reply("404", "Not Found", "text/plain", "/metrics only\\n");
+    }}
+}}
+'''
