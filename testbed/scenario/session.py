@@ -424,7 +424,7 @@ class Run:
 
     def _write_run_json(self) -> None:
         overlay = self.overlay
-        login = overlay.login.rate if overlay.login else None
+        login = (overlay.login.rate if overlay.login else 200.0) / overlay.time_scale  # per lab s
         trigger = trigger_from_log(self.run_dir / "steps.jsonl") or trigger_of(
             self.p.scenario.events)
         info: dict[str, Any] = {
@@ -440,7 +440,7 @@ class Run:
             "planned_duration_s": self.p.duration,
             "complete": self.complete, "error": self.error,
             "trigger": asdict(trigger) if trigger else None,
-            "login_capacity": login if login is not None else 200.0,
+            "login_capacity": login,
             "peers": len(self.peers), "time_scale": overlay.time_scale,
             "policy": overlay.policy,
             "supernode_overload": (overlay.supernode.overload if overlay.supernode
