@@ -12,6 +12,7 @@ from pathlib import Path
 from testbed.capture.declared import Declared
 from testbed.capture.expectations import Expectation, expectations_in
 from testbed.errors import Problem, ScenarioError
+from testbed.metrics.classify import OutcomeThresholds
 from testbed.scenario.actions import ACTIONS, ActionError, Event, schedule
 from testbed.scenario.model import ScenarioFile, StepSpec
 from testbed.topology.convert import Converter
@@ -46,6 +47,7 @@ class Scenario:
     captures: list[Declared] = field(default_factory=list)  # `captures:`
     step_lines: tuple[int | None, ...] = ()  # where each step was written
     expectations: list[Expectation] = field(default_factory=list)  # `expect:`
+    outcome: OutcomeThresholds = field(default_factory=OutcomeThresholds)  # `outcome:`
 
     def where(self, step: int) -> str:
         """file:line of a step, for messages."""
@@ -128,7 +130,8 @@ def load_scenario(path: str | Path, topology: Topology, seed: int | None = None)
     return Scenario(name=spec.name or path.stem, source=source, seed=chosen,
                     duration=spec.duration, steps=steps,
                     events=schedule(steps, topology, chosen), captures=captures,
-                    expectations=expectations, step_lines=tuple(lines))
+                    expectations=expectations, step_lines=tuple(lines),
+                    outcome=spec.outcome or OutcomeThresholds())
 
 
 def _captures(spec: ScenarioFile, raw: SourceDict, topology: Topology, source: str,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from testbed.capture.tcpdump import CaptureSpec
+from testbed.metrics.classify import OutcomeThresholds
 from testbed.topology.model import Scalar, doc
 
 
@@ -95,3 +96,6 @@ class ScenarioFile:
     expect: list[Any] | None = doc(
         "expectations checked after the run over its pcaps and Prometheus data "
         "(docs/expectations.md)")
+    outcome: OutcomeThresholds | None = doc(
+        "how summary.json classifies the run: recovered, degraded or metastable "
+        "(testbed/metrics/classify.py)")

@@ -39,6 +39,7 @@ from testbed.lab.lifecycle import bring_up, tear_down
 from testbed.lab.runtime import LabRuntime
 from testbed.lab.state import LabState, state_root
 from testbed.links.change import needs_netem
+from testbed.metrics.classify import classify, read_step_log, trigger_span
 from testbed.metrics.exporter import TestbedExporter
 from testbed.metrics.outcome import (
     Trigger,
@@ -403,11 +404,15 @@ class Run:
         needed = needing_login(per_node, trigger.start if trigger else 0.0,
                                self.ended_unix - self.started_unix, step)
         summary = summarize(series, trigger, needed, self.complete)
+        summary.update(classify(series.get("online_fraction", []),
+                                trigger_span(read_step_log(self.run_dir / "steps.jsonl")),
+                                self.p.scenario.outcome, self.ended_unix - self.started_unix))
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         snapshot = self.prometheus.snapshot(self.run_dir / "tsdb")
         if snapshot is not None:
             shutil.rmtree(self.prometheus.data, ignore_errors=True)
-        self.say(f"== outcome: lowest online {_pct(summary['min_online_fraction'])}, final "
+        self.say(f"== outcome: {summary['outcome_class']} ({summary['outcome_reason']})")
+        self.say(f"== lowest online {_pct(summary['min_online_fraction'])}, final "
                  f"{_pct(summary['final_online_fraction'])}, 95 % online again after "
                  f"{_secs(summary['time_to_95_s'])}")
 
