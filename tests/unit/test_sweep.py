@@ -174,3 +174,18 @@ def test_a_different_sweep_in_the_same_directory_is_refused(tmp_path: Path) -> N
     run_sweep(_request(tmp_path, ["policy=2007"]), execute=FakeRuns(), check=_check)
     with pytest.raises(SweepError, match="holds another sweep .*grid"):
         run_sweep(_request(tmp_path, ["policy=fixed"]), execute=FakeRuns(), check=_check)
+
+
+def test_compare_on_groups_says_which_differences_exceed_their_intervals(
+        tmp_path: Path) -> None:
+    from testbed.cli.main import main
+
+    run_sweep(_request(tmp_path, ["policy=2007,fixed"], repeat=3), execute=FakeRuns(),
+              check=_check)
+    assert main(["compare", str(tmp_path / "sw"), "-o", str(tmp_path / "cmp")]) == 0
+    rows = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    trough = next(r for r in rows if r["metric"] == "min_online_fraction")
+    assert (trough["a"], trough["b"]) == ("policy=2007", "policy=fixed")
+    assert trough["beyond_intervals"] is True  # [0, 0.04] against [0.6, 0.6]
+    assert "3 runs, 75%" in trough["a_interval"]
+    assert "larger than the intervals?" in (tmp_path / "cmp" / "compare.html").read_text()
