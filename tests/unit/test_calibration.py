@@ -10,7 +10,7 @@ import pytest
 from testbed.metrics.calibration import calibration_rows, calibration_values
 from testbed.metrics.report import write_report
 from testbed.metrics.series import load_run
-from tests.unit.test_report import make_run
+from tests.unit.test_report import make_run, series_rows
 
 
 def _with(run_dir: Path, rows: list[str], params: dict[str, object] | None = None) -> Path:
@@ -30,17 +30,21 @@ def test_each_figure_is_computed_from_the_run_and_compared(tmp_path: Path) -> No
     signalling = [f"{t},signalling_bytes_per_s,{1000 if t < 10 else 3000}" for t in range(301)]
     # 2 supernodes take 8 joins/s at t=20 on a nominal 0.4/s per real s at scale 0.2 (2/s)
     joins = [f"{t},sn_joins_per_s,{16 if t == 20 else 1}" for t in range(301)]
+    storm = [float(r.split(",")[2]) for r in series_rows(False)[1:]
+             if ",login_attempts_per_s," in r]
     values = calibration_values(load_run(_with(run_dir, signalling + joins,
                                                {"sn_joins": 0.4})))
     assert values["trough_2007"] == pytest.approx(0.05)
     assert values["signalling"] == pytest.approx(3.0, rel=0.01)
     assert values["supernode_load"] == pytest.approx(4.0)  # 16/s / 2 SNs / 2 per lab s
-    # make_run's storm: no attempts before 12 s, so the first login cost is 0: not a ratio
-    assert values["peers_contacted"] is None
+    # make_run's storm: no attempts before 12 s, so a normal login is the 2007 policy's
+    # one round of 4 probes; afterwards the storm's probes over 89 clients
+    assert values["peers_contacted"] == pytest.approx(
+        sum((a + b) / 2 for a, b in zip(storm[10:], storm[11:], strict=False)) / 89 / 4,
+        rel=0.01)
     rows = {r.figure.key: r for r in calibration_rows(load_run(run_dir))}
     assert rows["trough_2007"].ratio == pytest.approx(2.0)  # 5 % against 2.5 %
     assert rows["signalling"].ratio == pytest.approx(1.0, rel=0.01)
-    assert "not measured" in rows["peers_contacted"].why_missing
 
 
 def test_peers_contacted_compares_relogin_cost_with_the_first_login(tmp_path: Path) -> None:
@@ -61,4 +65,5 @@ def test_every_report_has_the_table_with_ratios(tmp_path: Path) -> None:
     assert "Against the measured outage" in text
     assert "2-3 % of normal" in text and "~10x more" in text and "~100x normal" in text
     assert "1.65 (within 2x)" in text  # 4.12 % trough against 2.5 %
-    assert text.count("not measured in this run") == 3  # no bytes series, no sn_joins
+    # no bytes series, no clients_needing_login, no sn_joins in this synthetic run
+    assert text.count("not measured in this run") == 3
