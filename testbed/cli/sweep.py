@@ -64,6 +64,9 @@ def add_run_args(p: argparse.ArgumentParser, results: str) -> None:
     p.add_argument("--scrape-interval", type=float, default=1.0, metavar="SECONDS")
     p.add_argument("--ui-port", type=int, default=9090, metavar="PORT")
     p.add_argument("--no-report", action="store_true", help="skip each run's HTML report")
+    p.add_argument("--lab-name", metavar="NAME",
+                   help="build the labs under this name instead of the topology's (to run "
+                        "beside another lab of the same topology)")
 
 
 def sweep_name(scenario: str, grid: list[str]) -> str:
@@ -72,6 +75,8 @@ def sweep_name(scenario: str, grid: list[str]) -> str:
 
 
 def request_from(args: argparse.Namespace, root: Path) -> Any:
+    import dataclasses
+
     from testbed.cli.run import options_from
     from testbed.sweep.grid import parse_axes
     from testbed.sweep.runner import SweepRequest
@@ -81,7 +86,8 @@ def request_from(args: argparse.Namespace, root: Path) -> Any:
             setattr(args, key, default)
     return SweepRequest(topology=Path(args.topology), scenario=Path(args.scenario),
                         axes=parse_axes(args.grid), repeat=args.repeat, root=root,
-                        base=options_from(args))
+                        base=dataclasses.replace(options_from(args),
+                                                 lab_name=getattr(args, "lab_name", None)))
 
 
 def run(args: argparse.Namespace) -> int:
