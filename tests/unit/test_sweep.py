@@ -189,3 +189,19 @@ def test_compare_on_groups_says_which_differences_exceed_their_intervals(
     assert trough["beyond_intervals"] is True  # [0, 0.04] against [0.6, 0.6]
     assert "3 runs, 75%" in trough["a_interval"]
     assert "larger than the intervals?" in (tmp_path / "cmp" / "compare.html").read_text()
+
+
+def test_run_repeat_is_a_sweep_without_a_grid(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import testbed.sweep.runner as runner
+    from testbed.cli.main import main
+
+    seen: list[SweepRequest] = []
+    monkeypatch.setattr(runner, "run_sweep", lambda request: seen.append(request))
+    assert main(["run", str(TOPOLOGY), str(SCENARIO), "--repeat", "3", "--set", "homes=4",
+                 "--results", str(tmp_path)]) == 0
+    (request,) = seen
+    assert (request.axes, request.repeat) == ([], 3)
+    assert request.root == tmp_path / "skype-2007-x3"
+    assert request.base.overrides == {"homes": "4"} and request.base.run_id is None
+    assert [s.seed for s in plan_sweep(request).specs] == [2007, 2008, 2009]
