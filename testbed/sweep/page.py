@@ -103,9 +103,10 @@ def write_page(path: Path, plan: dict[str, Any], axes: list[Axis], found: list[G
         "reaches 95 % (3 runs: 75 %).</p>",
         groups_table(found),
         "<h2>Effects</h2>",
-        "<p>For each two-level factor, the other factors pooled: the change of the median "
-        "and the bounds of every difference between the two intervals. \u201cyes\u201d: "
-        "the intervals do not overlap.</p>",
+        "<p>For each two-level factor, first with the other factors pooled, then at each "
+        "level of every other factor: the change of the median and the bounds of every "
+        "difference between the two intervals. \u201cyes\u201d: the intervals do not "
+        "overlap.</p>",
         effects_table(effects),
     ]
     path.write_text(page(f"sweep {plan.get('scenario')}", body), encoding="utf-8")

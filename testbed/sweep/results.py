@@ -92,18 +92,26 @@ def groups(rows: list[RunRow], cells: list[Cell]) -> list[Group]:
 
 
 def effects(rows: list[RunRow], axes: list[Axis]) -> list[Effect]:
-    """For every two-level axis: its effect on each metric, the other axes pooled."""
+    """For every two-level axis, its effect on each metric: with the other axes pooled,
+    then at each level of every other axis (in a 2x2: does one change help on its own?)."""
     found = []
+    names = [n for n in metric_names(rows) if not n.startswith("trough_")]  # = the minimum
     for axis in axes:
         if len(axis.values) != 2:
             continue
-        for name in metric_names(rows):
-            by_level: dict[str, list[float | None]] = {v: [] for v in axis.values}
-            for row in rows:
-                by_level[row.spec.cell.get(axis.name) or ""].append(row.values.get(name))
-            made = effect(axis.name, (axis.values[0], axis.values[1]), name, by_level)
-            if made is not None:
-                found.append(made)
+        subsets: list[tuple[str, list[RunRow]]] = [("", rows)]
+        subsets += [(f" at {other.name}={v}", [r for r in rows if r.spec.cell.get(other.name)
+                                                == v])
+                    for other in axes if other is not axis for v in other.values]
+        for where, subset in subsets:
+            for name in names:
+                by_level: dict[str, list[float | None]] = {v: [] for v in axis.values}
+                for row in subset:
+                    by_level[row.spec.cell.get(axis.name) or ""].append(row.values.get(name))
+                made = effect(axis.name + where, (axis.values[0], axis.values[1]), name,
+                              by_level)
+                if made is not None:
+                    found.append(made)
     return found
 
 

@@ -205,3 +205,19 @@ def test_run_repeat_is_a_sweep_without_a_grid(tmp_path: Path,
     assert request.root == tmp_path / "skype-2007-x3"
     assert request.base.overrides == {"homes": "4"} and request.base.run_id is None
     assert [s.seed for s in plan_sweep(request).specs] == [2007, 2008, 2009]
+
+
+def test_a_factorial_states_each_factor_pooled_and_within_each_level_of_the_other(
+        tmp_path: Path) -> None:
+    request = _request(tmp_path, ["policy=2007,fixed", "sn_overload=drop-role,busy"], 3)
+    run_sweep(request, execute=FakeRuns(), check=_check)
+    data = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    trough = {e["factor"]: e for e in data["effects"] if e["metric"] == "min_online_fraction"}
+    assert set(trough) == {"policy", "policy at sn_overload=drop-role",
+                           "policy at sn_overload=busy", "sn_overload",
+                           "sn_overload at policy=2007", "sn_overload at policy=fixed"}
+    assert trough["policy at sn_overload=busy"]["beyond_intervals"] is True
+    assert trough["policy at sn_overload=busy"]["before"]["n"] == 3
+    assert trough["sn_overload at policy=2007"]["beyond_intervals"] is False  # fake: no effect
+    assert data["classes_by_factor"]["policy"] == {"2007": {"metastable": 6},
+                                                   "fixed": {"recovered": 6}}
