@@ -32,11 +32,12 @@ def add_parser(sub: Any) -> None:
 grid names: a topology parameter (the topology's or the scenario's params:), or duration.
 
 examples:
-  sudo testbed sweep topologies/skype-2007.yaml scenarios/skype-2007.yaml \\
+  sudo testbed sweep topologies/skype-2007.yaml scenarios/sweeps/factorial-2007.yaml \\
        --grid policy=2007,fixed --grid sn_overload=drop-role,busy --repeat 3 \\
        --set homes=20 --set supernodes=4 --set corp_hosts=2
-  sudo testbed sweep topologies/skype-2007.yaml scenarios/sweeps/phase.yaml \\
-       --grid sn_joins=0.2,0.4,0.8 --grid login_rate=2,4,8
+  sudo testbed sweep topologies/skype-2007.yaml scenarios/sweeps/capacity-2007.yaml \\
+       --grid sn_joins=0.4,1,2.5 --grid login_rate=4,20 \\
+       --set homes=20 --set supernodes=4 --set corp_hosts=2
   testbed compare results/sweeps/A results/sweeps/B""")
     p.add_argument("topology", metavar="TOPOLOGY", help="topology YAML file")
     p.add_argument("scenario", metavar="SCENARIO", help="scenario YAML file")
