@@ -221,3 +221,17 @@ def test_a_factorial_states_each_factor_pooled_and_within_each_level_of_the_othe
     assert trough["sn_overload at policy=2007"]["beyond_intervals"] is False  # fake: no effect
     assert data["classes_by_factor"]["policy"] == {"2007": {"metastable": 6},
                                                    "fixed": {"recovered": 6}}
+
+
+@pytest.mark.parametrize(("scenario", "grid", "cells"), [
+    ("factorial-2007.yaml", ["policy=2007,fixed", "sn_overload=drop-role,busy"], 4),
+    ("capacity-2007.yaml", ["sn_joins=0.4,1,2.5", "login_rate=4,20"], 6),
+])
+def test_the_shipped_example_sweeps_check(tmp_path: Path, scenario: str, grid: list[str],
+                                          cells: int) -> None:
+    path = REPO / "scenarios" / "sweeps" / scenario
+    options = RunOptions(topology=TOPOLOGY, scenario=path,
+                         overrides={"homes": "20", "supernodes": "4", "corp_hosts": "2"})
+    request = SweepRequest(TOPOLOGY, path, parse_axes(grid), 1, tmp_path / "sw", options)
+    plan = plan_sweep(request)
+    assert len(plan.cells) == cells and plan.manifest["base_seed"] == 2007
