@@ -14,6 +14,7 @@ from testbed.capture.expectations import Expectation, expectations_in
 from testbed.errors import Problem, ScenarioError
 from testbed.metrics.classify import OutcomeThresholds
 from testbed.scenario.actions import ACTIONS, ActionError, Event, schedule
+from testbed.scenario.clock import on_lab_clock
 from testbed.scenario.model import ScenarioFile, StepSpec
 from testbed.topology.convert import Converter
 from testbed.topology.model import Topology
@@ -86,6 +87,7 @@ def load_scenario(path: str | Path, topology: Topology, seed: int | None = None)
     spec = convert.to_dataclass(ScenarioFile, raw, "")
     if convert.problems or spec is None:
         raise ScenarioError(convert.problems)
+    spec = on_lab_clock(spec, topology.overlay.time_scale if topology.overlay else 1.0)
     steps = list(spec.steps or [])
     raw_steps = raw.get("steps")
     problems: list[Problem] = []

@@ -96,6 +96,9 @@ class ScenarioFile:
     expect: list[Any] | None = doc(
         "expectations checked after the run over its pcaps and Prometheus data "
         "(docs/expectations.md)")
+    clock: Literal["lab", "real"] | None = doc(
+        "lab (default): times are lab seconds; real: times are real-network seconds, "
+        "multiplied by the topology's overlay.time_scale (timeouts excepted)")
     outcome: OutcomeThresholds | None = doc(
         "how summary.json classifies the run: recovered, degraded or metastable "
         "(testbed/metrics/classify.py)")

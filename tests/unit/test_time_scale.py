@@ -110,3 +110,43 @@ def test_the_clock_refuses_a_non_positive_scale() -> None:
     with pytest.raises(ValueError, match="positive"):
         LabClock(0)
     assert LabClock(0.2).real_seconds(60) == pytest.approx(300)
+
+
+SCENARIO = """\
+name: real-clock
+clock: {clock}
+duration: 850s
+outcome: {{judge_after: 300s, settle: 100s}}
+steps:
+  - {{at: 0s, action: wait_until, query: "vector(1)", timeout: 120s}}
+  - at: 50s
+    action: restart_wave
+    select: {{kind: peer, fraction: 0.5}}
+    window: 150s
+    down_time: {{kind: uniform, min: 100s, max: 200s}}
+  - {{after: 10s, action: mark, text: back}}
+"""
+
+
+@pytest.mark.parametrize(("clock", "factor"), [("real", 0.2), ("lab", 1.0)])
+def test_a_real_clock_scenario_runs_on_the_lab_clock(tmp_path: Path, clock: str,
+                                                     factor: float) -> None:
+    from testbed.scenario.loader import load_scenario
+    from testbed.topology.loader import load_topology
+
+    topology = load_topology(Path(__file__).parents[2] / "topologies" / "skype-2007.yaml",
+                             {"homes": "4", "supernodes": "2", "corp_hosts": "1"})
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO.format(clock=clock))
+    scenario = load_scenario(path, topology)
+    assert scenario.duration == pytest.approx(850 * factor)
+    assert scenario.outcome.judge_after == pytest.approx(300 * factor)
+    assert scenario.outcome.settle == pytest.approx(100 * factor)
+    wave = scenario.steps[1]
+    assert (wave.at, wave.window) == pytest.approx((50 * factor, 150 * factor))
+    assert wave.down_time is not None
+    assert (wave.down_time.min, wave.down_time.max) == pytest.approx(
+        (100 * factor, 200 * factor))
+    assert scenario.steps[0].timeout == 120  # how long the lab may take: not scaled
+    downs = [e.time for e in scenario.events if e.action == "host_down"]
+    assert min(downs) >= 50 * factor and max(downs) <= 200 * factor
