@@ -5,10 +5,11 @@
 
 `overlay.time_scale` is a change of clock (testbed/peer/clock.py): overlay durations x s,
 rates / s. The scenario is written in real seconds (`clock: real`, converted to the lab's
-clock at each scale: wave window, down times, duration, judging time); it runs with `testbed run`'s entry point on the small default topology (26 peers),
-and prints each run's outcome class and dimensionless outcomes side by side, with the
-calibration table's values. A faster clock costs CPU (rates per lab second grow as 1/s):
-where the machine cannot keep up, the outcomes drift, which is what this shows.
+clock at each scale: wave window, down times, duration, judging time); it runs with
+`testbed run`'s entry point on the small default topology (26 peers), and prints each
+run's outcome class and dimensionless outcomes side by side, with the calibration
+table's values. A faster clock costs CPU (rates per lab second grow as 1/s): where the
+machine cannot keep up, the outcomes drift, which is what this shows.
 """
 
 from __future__ import annotations
