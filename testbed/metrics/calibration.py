@@ -107,7 +107,7 @@ def supernode_load(run: RunResults) -> float | None:
 FIGURES: tuple[Figure, ...] = (
     Figure("trough_2007", "2007", "online at the trough", 0.025,
            "2-3 % of normal (150k of 5-6M)", "lowest online fraction after the trigger "
-           "(resolution: one peer of the lab)",
+           "(resolution: one peer of the lab; 0 when no supernode is left at all)",
            trough),
     Figure("signalling", "2007", "signalling traffic", 3.0, "~3x normal (Rossi et al.)",
            "mean bytes/s on all lab interfaces from the trigger on / steady state before "
@@ -115,7 +115,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure("peers_contacted", "2007", "peers contacted per client", 10.0,
            "~10x more (Rossi et al.)", "supernode probes per client that logged in again / "
            "those of a normal login (first login if recorded, else one round of the "
-           "policy's probes)", contacts_ratio),
+           "policy's probes); counted to the end of the run, so it grows with how long "
+           "the outage lasts", contacts_ratio),
     Figure("trough_2010", "2010", "online at the low point", 0.07,
            "~7 % of the normal peak (1.6M of 23M)", "lowest online fraction after the "
            "trigger", trough),
