@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -69,7 +70,7 @@ def run_at(scale: float, policy: str, results: Path) -> dict[str, object]:
                  else "busy"}
     options = RunOptions(topology=REPO / "topologies" / "skype-2007.yaml", scenario=scenario,
                          overrides=overrides, results=results, run_id=f"scale-{scale}",
-                         report=False)
+                         report=False, lab_name=f"tscale{os.getpid() % 10000}")
     # the topology's time_scale is not a parameter: patch a copy
     topo = scenario.parent / "topology.yaml"
     topo.write_text((REPO / "topologies" / "skype-2007.yaml").read_text().replace(
