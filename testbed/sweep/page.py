@@ -19,14 +19,19 @@ SHOWN = ("min_online_fraction", "final_online_fraction", "time_to_recover_s",
 
 
 def _cell_html(group: Group | None) -> str:
+    """Coloured by the majority class; a cell whose runs disagree is marked mixed (a
+    boundary often runs through such cells)."""
     if group is None or not group.runs:
         return '<td style="background:#fff">not run yet</td>'
     trough = group.stats.get("min_online_fraction")
     counts = ", ".join(f"{n} {c}" for c, n in sorted(group.classes.items()))
-    text = (f"<strong>{html.escape(group.majority)}</strong><br>trough "
-            f"{trough.median:.0%}" if trough else "") + f"<br><small>{html.escape(counts)}"
-    return (f'<td style="background:{COLOURS.get(group.majority, "#fff")}">{text}'
-            "</small></td>")
+    mixed = len(group.classes) > 1
+    name = f"mixed (mostly {group.majority})" if mixed else group.majority
+    colour = "#f8d49b" if mixed else COLOURS.get(group.majority, "#fff")
+    text = f"<strong>{html.escape(name)}</strong>"
+    if trough:
+        text += f"<br>trough {trough.median:.0%}"
+    return f'<td style="background:{colour}">{text}<br><small>{html.escape(counts)}</small></td>'
 
 
 def phase_diagram(axes: list[Axis], found: list[Group]) -> str:

@@ -235,3 +235,15 @@ def test_the_shipped_example_sweeps_check(tmp_path: Path, scenario: str, grid: l
     request = SweepRequest(TOPOLOGY, path, parse_axes(grid), 1, tmp_path / "sw", options)
     plan = plan_sweep(request)
     assert len(plan.cells) == cells and plan.manifest["base_seed"] == 2007
+
+
+def test_a_phase_diagram_cell_whose_runs_disagree_is_marked_mixed() -> None:
+    from testbed.sweep.page import phase_diagram
+    from testbed.sweep.results import Group
+
+    axes = parse_axes(["policy=2007,fixed"])
+    cells = expand(axes)
+    text = phase_diagram(axes, [Group(cells[0], 3, {"metastable": 1, "recovered": 2}, {}),
+                                Group(cells[1], 3, {"recovered": 3}, {})])
+    assert "mixed (mostly recovered)" in text and "1 metastable, 2 recovered" in text
+    assert text.count("mixed") == 1
