@@ -65,6 +65,14 @@ class ScenarioError(InputError):
         super().__init__(problems, what="scenario")
 
 
+class SweepError(InputError):
+    """A sweep's grid names a parameter that does not exist, or a value that does not
+    load; raised before any lab is built."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__(problems, what="sweep")
+
+
 class BackendError(TestbedError):
     """Building or changing the emulated network failed."""
 

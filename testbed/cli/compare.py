@@ -15,8 +15,11 @@ def add_parser(sub: Any) -> None:
                     "(lowest online fraction, time to 90/95 %% online, amplification, ...) "
                     "and the online fraction, login attempts/s, supernode count and clients "
                     "per supernode of every run on shared axes.",
-        epilog="example: testbed compare results/RUN-2007 results/RUN-fixed -o results/cmp")
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+        epilog="examples: testbed compare results/RUN-2007 results/RUN-fixed -o results/cmp\n"
+               "          testbed compare results/sweeps/NAME   (sweeps or run --repeat "
+               "groups: which differences exceed their intervals)")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="run directories, or sweep directories (testbed sweep, run --repeat)")
     p.add_argument("-o", "--output", metavar="DIR",
                    help="where the report goes (default results/compare-<first run>)")
     p.set_defaults(run=run)
@@ -27,5 +30,11 @@ def run(args: argparse.Namespace) -> int:
 
     runs = [Path(r) for r in args.runs]
     out = Path(args.output) if args.output else runs[0].parent / f"compare-{runs[0].name}"
+    from testbed.sweep.compare import compare_groups, is_group
+
+    if all(is_group(r) for r in runs):  # sweeps / repeated runs: groups with intervals
+        page, lines = compare_groups(runs, out)
+        print("\n".join([*lines, str(page)]))
+        return 0
     print(write_comparison(runs, out))
     return 0

@@ -60,4 +60,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.results) / f"compare-{runs[0].name}"
     report = write_comparison(runs, out)
     print(f"== comparison report: {report}")
+    print("== which change prevents the outage, with intervals from repeated runs (the 2x2 "
+          "factorial, ~45 min on 2 cores):\n   sudo testbed sweep topologies/skype-2007.yaml "
+          "scenarios/sweeps/factorial-2007.yaml --grid policy=2007,fixed --grid "
+          "sn_overload=drop-role,busy --repeat 3 --set homes=20 --set supernodes=4 --set "
+          "corp_hosts=2")
     return 0

@@ -27,13 +27,14 @@ from testbed.cli import (
     results,
     run,
     schema,
+    sweep,
     up,
     validate,
 )
 from testbed.errors import InputError, TestbedError
 
 COMMANDS = (validate, schema, up, down, inspect, exec_cmd, reboot, run, results, compare,
-            graph, demo, peer, capture, check, inventory, export, cli, convert)
+            graph, demo, peer, capture, check, inventory, export, cli, convert, sweep)
 
 EPILOG = """\
 typical session:
@@ -54,6 +55,7 @@ reproducing an outage:
   testbed results serve results/RUN1               reopen a run's Prometheus data
   testbed check results/RUN1 [EXPECT]              verdicts of expect: over its pcaps (CI)
   sudo testbed demo                                both 2007 runs and their comparison
+  sudo testbed sweep TOPO SCEN --grid N=V1,V2 --repeat 3   a grid of runs, resumable
 
 State lives in /run/testbed/<lab>/ (override with --state-dir or TESTBED_STATE_DIR).
 """

@@ -71,6 +71,10 @@ example:
                    help="run this long instead of the scenario's duration: seconds, or "
                         "with a unit (200s, 5m)")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run N times (seeds: the scenario's + 0..N-1), each in its own "
+                        "directory under results/<run-id>/runs/, with a group summary "
+                        "(median, interval, outcome classes): a sweep without a grid")
     p.add_argument("--check-only", action="store_true",
                    help="load and check both files and print the schedule; build nothing")
     p.set_defaults(run=run)
@@ -101,6 +105,10 @@ def options_from(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     from testbed.scenario.run import Run, prepare
 
+    if args.repeat != 1 and not args.check_only:
+        from testbed.cli.sweep import repeat
+
+        return repeat(args)
     options = options_from(args)
     prepared = prepare(options)
     if args.check_only:

@@ -43,6 +43,9 @@ def series_queries(peers: int, interval: float, workload: str = "overlay") -> di
         "hosts_down": "count(testbed_node_up == 0) or vector(0)",
         "calls_failed": 'sum(peer_calls_failed_total{side="caller"}) or vector(0)',
         "sn_joins_per_s": f"sum(rate(supernode_joins_total[{window}])) or vector(0)",
+        # every byte leaving a lab interface: the calibration table's signalling traffic
+        "signalling_bytes_per_s":
+            f"sum(rate(testbed_link_tx_bytes_total[{window}])) or vector(0)",
     }
 
 

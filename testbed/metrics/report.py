@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from testbed.metrics.calibration import calibration_html
 from testbed.metrics.plots import Plot, draw_plots
 from testbed.metrics.series import RunResults, load_run, number
 
@@ -25,6 +26,11 @@ class Metric:
 
 
 METRICS: tuple[Metric, ...] = (
+    Metric("outcome_class", "outcome class", "raw",
+           "recovered, degraded or metastable, by the definitions in docs/scenarios.md"),
+    Metric("time_to_recover_s", "time to recover", "recovery",
+           "from the first host going down until the scenario's recovered_at online "
+           "fraction after the low point"),
     Metric("min_online_fraction", "lowest online", "fraction",
            "the deepest point of the dip after the restart wave began"),
     Metric("time_of_min_s", "time of the lowest point", "time",
@@ -49,7 +55,9 @@ METRICS: tuple[Metric, ...] = (
            "lowest supernode count after the restart wave began"),
     Metric("calls_failed", "failed calls", "count", "calls that could not be set up"),
 )
-NOT_METRICS = frozenset({"complete", "trigger_start_s"})  # shown elsewhere in the report
+# shown elsewhere in the report
+NOT_METRICS = frozenset({"complete", "trigger_start_s", "outcome_reason", "thresholds",
+                         "trigger_over_s", "judged_from_s", "final_online_median"})
 
 
 def metrics_of(summaries: Sequence[dict[str, Any]]) -> list[Metric]:
@@ -106,8 +114,8 @@ def time_scale_text(info: dict[str, Any]) -> str:
     if scale is None or scale <= 0:
         return "not recorded"
     if abs(scale - 1) < 1e-9:
-        return "1: protocol timers run at real speed"
-    return (f"{scale:g}: protocol timers run {1 / scale:.3g}x "
+        return "1: the overlay runs at real speed"
+    return (f"{scale:g}: the overlay's clock runs {1 / scale:.3g}x "
             f"{'faster' if scale < 1 else 'slower'} than real, so 1 min here is about "
             f"{1 / scale:.3g} min of the real network")
 
@@ -158,13 +166,23 @@ def write_report(run_dir: Path) -> Path:
     out = run_dir / "report"
     plots = draw_plots([run], out)
     body = [f"<h1>{html.escape(run.scenario)} \u2014 run {html.escape(run.run_id)}</h1>",
-            *filter(None, [interrupted_note(run)]), "<h2>Outcome</h2>", _summary_table(run),
+            *filter(None, [interrupted_note(run)]), "<h2>Outcome</h2>", _class_html(run),
+            _summary_table(run), "<h2>Against the measured outage</h2>",
+            calibration_html(run),
             "<h2>Plots</h2>", *(figure_html(p, p.file.name) for p in plots),
             "<h2>Run parameters</h2>", _parameters_table(run), "<h2>Events</h2>",
             _marks_html(run)]
     path = out / "report.html"
     path.write_text(page(f"{run.scenario} \u2014 run {run.run_id}", body), encoding="utf-8")
     return path
+
+
+def _class_html(run: RunResults) -> str:
+    found = run.summary.get("outcome_class")
+    if not found:
+        return ""
+    return (f"<p><strong>{html.escape(str(found))}</strong>: "
+            f"{html.escape(str(run.summary.get('outcome_reason', '')))}.</p>")
 
 
 def _summary_table(run: RunResults) -> str:
@@ -189,7 +207,8 @@ def parameters(run: RunResults) -> list[tuple[str, str]]:
     return [("scenario", run.scenario), ("topology", str(info.get("topology", "?"))),
             ("seed", str(info.get("seed", "?"))), ("client policy", POLICIES.get(policy, policy)),
             ("time scale", time_scale_text(info)), ("overlay peers", str(info.get("peers", "?"))),
-            ("login server capacity", f"{capacity:g} logins/s" if capacity else "not recorded"),
+            ("login server capacity", f"{capacity:g} logins per lab second" if capacity
+             else "not recorded"),
             ("started", str(info.get("started", "?"))),
             ("duration", f"{length:.1f} s{real_time(length, info)}" if length is not None
              else "?"),

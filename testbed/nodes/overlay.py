@@ -14,6 +14,7 @@ import sys
 
 from testbed.nodes.base import ServiceSpec
 from testbed.peer.auth import TokenSigner
+from testbed.peer.clock import LabClock
 from testbed.peer.config import PeerConfig
 from testbed.plan.model import NetworkPlan, PlannedNode
 from testbed.topology.model import LoginCapacity, OverlaySettings, SupernodeCapacity
@@ -79,6 +80,10 @@ def supernode_capacity(node: PlannedNode, overlay: OverlaySettings) -> Supernode
 
 
 def peer_config(node: PlannedNode, plan: NetworkPlan, overlay: OverlaySettings) -> PeerConfig:
+    """The node's config on the lab's clock (testbed/peer/clock.py): durations x time_scale,
+    rates / time_scale; the retry policy's timers are scaled by the peer itself, since a
+    scenario may swap the policy while it runs."""
+    clock = LabClock(overlay.time_scale)
     login = overlay.login or LoginCapacity()
     sn = supernode_capacity(node, overlay)
     supernodes = sorted(n.name for n in plan.nodes.values()
@@ -97,19 +102,21 @@ def peer_config(node: PlannedNode, plan: NetworkPlan, overlay: OverlaySettings) 
     if node.kind == "login":
         users = {n.name: password_of(plan, overlay, n.name) for n in plan.nodes.values()
                  if n.kind == "peer" and n.node.command is None}
-        capacity = {"rate": login.rate, "queue": login.queue, "when_full": login.when_full,
-                    "retry_after": login.retry_after * overlay.time_scale}
+        capacity = {"rate": clock.rate(login.rate), "queue": login.queue,
+                    "when_full": login.when_full,
+                    "retry_after": clock.duration(login.retry_after)}
         return PeerConfig(role="login", signing_key=signer.private_bytes().hex(),
                           users=users, login=capacity, **common)  # type: ignore[arg-type]
     return PeerConfig(
         role="peer", user=node.name, password=password_of(plan, overlay, node.name),
         bootstrap=addresses[shift:] + addresses[:shift],
         sn_capable=is_supernode_capable(node, overlay),
-        min_uptime=sn.min_uptime, warmup=overlay.warmup, proxy=proxy_for(node, plan),
+        min_uptime=clock.duration(sn.min_uptime), warmup=overlay.warmup,
+        proxy=proxy_for(node, plan),
         supernode={"port": sn.port, "max_children": sn.max_children,
-                   "joins_per_second": sn.joins_per_second,
+                   "joins_per_second": clock.rate(sn.joins_per_second),
                    "overload": {"behaviour": sn.overload,
-                                "retry_after": sn.retry_after * overlay.time_scale,
+                                "retry_after": clock.duration(sn.retry_after),
                                 "threshold": sn.threshold,
-                                "sustain": sn.sustain * overlay.time_scale}},
+                                "sustain": clock.duration(sn.sustain)}},
         **common)  # type: ignore[arg-type]

@@ -20,6 +20,10 @@ Role = Literal["login", "peer"]
 
 @dataclass(frozen=True)
 class PeerConfig:
+    """Durations and rates here are on the lab's clock (nodes/overlay.py converts them,
+    testbed/peer/clock.py); only the named retry policy's timers are scaled by the peer
+    with `time_scale`, because a scenario may swap the policy while it runs."""
+
     node: str
     role: Role
     address: str
@@ -34,7 +38,7 @@ class PeerConfig:
     policy: str = "2007"
     time_scale: float = 1.0
     sn_capable: bool = False
-    min_uptime: float = 30.0
+    min_uptime: float = 30.0  # lab seconds
     warmup: float = 0.0  # first boot: clients start within U(0, warmup) seconds
     proxy: str | None = None
     seed: int = 0

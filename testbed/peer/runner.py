@@ -75,7 +75,7 @@ async def run_node(config: PeerConfig, metrics: PeerMetrics) -> None:
             await asyncio.sleep(rng.uniform(0, config.warmup))
         await client.run()
         return
-    uptime = config.min_uptime * config.time_scale
+    uptime = config.min_uptime  # already on the lab's clock (nodes/overlay.py)
     wait = 0.0 if booting else uptime
     while True:
         if wait:  # meanwhile an ordinary client, like any restarted PC

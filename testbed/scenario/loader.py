@@ -12,7 +12,9 @@ from pathlib import Path
 from testbed.capture.declared import Declared
 from testbed.capture.expectations import Expectation, expectations_in
 from testbed.errors import Problem, ScenarioError
+from testbed.metrics.classify import OutcomeThresholds
 from testbed.scenario.actions import ActionError, Event, default_actions, schedule
+from testbed.scenario.clock import on_lab_clock
 from testbed.scenario.model import ScenarioFile, StepSpec
 from testbed.topology.convert import Converter
 from testbed.topology.model import Topology
@@ -46,6 +48,7 @@ class Scenario:
     captures: list[Declared] = field(default_factory=list)  # `captures:`
     step_lines: tuple[int | None, ...] = ()  # where each step was written
     expectations: list[Expectation] = field(default_factory=list)  # `expect:`
+    outcome: OutcomeThresholds = field(default_factory=OutcomeThresholds)  # `outcome:`
 
     def where(self, step: int) -> str:
         """file:line of a step, for messages."""
@@ -84,6 +87,7 @@ def load_scenario(path: str | Path, topology: Topology, seed: int | None = None)
     spec = convert.to_dataclass(ScenarioFile, raw, "")
     if convert.problems or spec is None:
         raise ScenarioError(convert.problems)
+    spec = on_lab_clock(spec, topology.overlay.time_scale if topology.overlay else 1.0)
     steps = list(spec.steps or [])
     raw_steps = raw.get("steps")
     problems: list[Problem] = []
@@ -128,7 +132,8 @@ def load_scenario(path: str | Path, topology: Topology, seed: int | None = None)
     return Scenario(name=spec.name or path.stem, source=source, seed=chosen,
                     duration=spec.duration, steps=steps,
                     events=schedule(steps, topology, chosen), captures=captures,
-                    expectations=expectations, step_lines=tuple(lines))
+                    expectations=expectations, step_lines=tuple(lines),
+                    outcome=spec.outcome or OutcomeThresholds())
 
 
 def _captures(spec: ScenarioFile, raw: SourceDict, topology: Topology, source: str,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from testbed.capture.tcpdump import CaptureSpec
+from testbed.metrics.classify import OutcomeThresholds
 from testbed.topology.model import Scalar, doc
 
 
@@ -95,3 +96,9 @@ class ScenarioFile:
     expect: list[Any] | None = doc(
         "expectations checked after the run over its pcaps and Prometheus data "
         "(docs/expectations.md)")
+    clock: Literal["lab", "real"] | None = doc(
+        "lab (default): times are lab seconds; real: times are real-network seconds, "
+        "multiplied by the topology's overlay.time_scale (timeouts excepted)")
+    outcome: OutcomeThresholds | None = doc(
+        "how summary.json classifies the run: recovered, degraded or metastable "
+        "(testbed/metrics/classify.py)")

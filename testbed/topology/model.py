@@ -269,7 +269,8 @@ class OverlaySettings:
     policy: Literal["2007", "fixed"] = field(
         default="2007", metadata={"doc": "client retry policy: 2007 (as measured) or fixed"})
     time_scale: float = field(default=1.0, metadata={
-        "doc": "multiply every protocol timer (0.1 runs ten times faster)", "min": 0.001,
+        "doc": "the overlay's clock: durations x time_scale, rates / time_scale (0.1 runs "
+               "ten times faster)", "min": 0.001,
         "max": 100})
     seed: int = field(default=2007, metadata={"doc": "seed for credentials, keys and jitter"})
     sn_label: str = field(default="sn_capable", metadata={

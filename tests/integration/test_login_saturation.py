@@ -10,13 +10,14 @@ import pytest
 
 pytestmark = pytest.mark.root
 
-RATE = 2.0
+RATE = 2.0  # logins per lab second
+SCALE = 0.1
 WINDOW = 12.0
 
 TOPOLOGY = """
 overlay:
   policy: "{policy}"
-  time_scale: 0.1
+  time_scale: {scale}
   login: {{rate: {rate}, queue: 4, when_full: busy, retry_after: 10s}}
   supernode: {{min_uptime: 0s, max_children: 50}}
 nodes:
@@ -37,7 +38,8 @@ def _requests(lab) -> dict[str, float]:
 
 
 def _run(make_lab, policy: str) -> tuple[float, float]:
-    lab = make_lab(TOPOLOGY.format(policy=policy, rate=RATE))
+    # the topology's rate is per real second: RATE per lab second at SCALE
+    lab = make_lab(TOPOLOGY.format(policy=policy, scale=SCALE, rate=RATE * SCALE))
     began = time.monotonic()
     time.sleep(WINDOW)
     counts = _requests(lab)

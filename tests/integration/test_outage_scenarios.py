@@ -72,6 +72,9 @@ def test_policy_2007_collapses_and_stays_down_after_the_wave(runs: dict[str, Pat
     calls = _calls(run)
     assert len(calls) == 10 and sum("failed" in c for c in calls) >= 8, calls
     assert summary["calls_failed"] >= 8, summary
+    # the stated class: still down 60 s after the last rebooted PC is back
+    assert summary["outcome_class"] == "metastable", summary
+    assert summary["time_to_recover_s"] is None, summary
 
 
 def test_policy_fixed_dips_and_recovers(runs: dict[str, Path]) -> None:
@@ -83,6 +86,8 @@ def test_policy_fixed_dips_and_recovers(runs: dict[str, Path]) -> None:
     calls = _calls(run)  # the same ten calls as in the 2007 run go through
     assert len(calls) == 10 and sum("failed" in c for c in calls) <= 2, calls
     assert summary["calls_failed"] <= 2, summary
+    assert summary["outcome_class"] == "recovered", summary
+    assert summary["time_to_recover_s"] is not None, summary
 
 
 def test_every_step_ran_on_time_and_was_logged(runs: dict[str, Path]) -> None:
@@ -114,6 +119,7 @@ def test_the_run_writes_its_report_and_compare_puts_runs_side_by_side(
     lowest = json.loads((run / "summary.json").read_text())["min_online_fraction"]
     assert "lowest online" in text and f"{100 * lowest:.1f} %" in text
     assert len(_pngs_of(report)) == 4  # online, login load, supernodes, clients per SN
+    assert "Against the measured outage" in text and "~3x normal" in text  # calibration
     result = run_cli("compare", str(runs["skype-2007"]), str(run), "-o", str(tmp_path))
     assert result.returncode == 0, result.stderr
     comparison = tmp_path / "comparison.html"

@@ -128,7 +128,7 @@ def test_report_gives_recovery_in_real_time(tmp_path: Path) -> None:
     text = write_report(make_run(tmp_path, "RUN-F", "skype-2007-fixed", recovers=True)
                         ).read_text()
     assert "72.5 s (\u2248 6.0 min at real timer speed)" in text  # time scale 0.2
-    assert "run 5x faster than real" in text
+    assert "clock runs 5x faster than real" in text
 
 
 def test_report_escapes_names(tmp_path: Path) -> None:

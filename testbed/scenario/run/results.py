@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from testbed.capture.verdict import Verdict
 from testbed.lab.state import LabState
+from testbed.metrics.classify import OutcomeThresholds, classify, read_step_log, trigger_span
 from testbed.metrics.outcome import (
     fetch_series,
     needing_login,
@@ -62,7 +63,8 @@ class Results:
     def write_run_json(self, status: RunStatus, prometheus_url: str | None,
                        state: LabState | None) -> None:
         overlay = self.overlay
-        login = overlay.login.rate if overlay.login else None
+        # the login server's capacity per lab second (rates are written in real units)
+        login = (overlay.login.rate if overlay.login else 200.0) / overlay.time_scale
         trigger = trigger_from_log(self.dir / "steps.jsonl") or trigger_of(
             self.prepared.scenario.events)
         started = status.started_unix
@@ -80,7 +82,7 @@ class Results:
             "planned_duration_s": self.prepared.duration,
             "complete": status.complete, "error": status.error,
             "trigger": asdict(trigger) if trigger else None,
-            "login_capacity": login if login is not None else 200.0,
+            "login_capacity": login,
             "peers": len(self.prepared.peers), "time_scale": overlay.time_scale,
             "policy": overlay.policy,
             "supernode_overload": (overlay.supernode.overload if overlay.supernode
@@ -116,12 +118,14 @@ class Results:
         peers = self.prepared.peers
         summary = write_outcome(self.dir, prometheus, peers, len(peers), status.started_unix,
                                 status.ended_unix, self.options.scrape_interval,
-                                status.complete, self.prepared.workload)
+                                status.complete, self.prepared.workload,
+                                self.prepared.scenario.outcome)
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=1))
         snapshot = prometheus.snapshot(self.dir / "tsdb")
         if snapshot is not None:
             shutil.rmtree(prometheus.data, ignore_errors=True)
-        self.say(f"== outcome: lowest online {_pct(summary['min_online_fraction'])}, final "
+        self.say(f"== outcome: {summary['outcome_class']} ({summary['outcome_reason']})")
+        self.say(f"== lowest online {_pct(summary['min_online_fraction'])}, final "
                  f"{_pct(summary['final_online_fraction'])}, 95 % online again after "
                  f"{_secs(summary['time_to_95_s'])}")
 
@@ -144,10 +148,11 @@ class RangeQueryable(Protocol):
 
 def write_outcome(run_dir: Path, prometheus: RangeQueryable, peers: list[str],
                   peer_count: int, began: float, ended: float, step: float,
-                  complete: bool, workload: str = "overlay") -> dict[str, Any]:
+                  complete: bool, workload: str = "overlay",
+                  thresholds: OutcomeThresholds | None = None) -> dict[str, Any]:
     """series.csv from a run's Prometheus (live, or started on its data afterwards), and
-    the outcome metrics of summary.json, returned: the same for a finished run and for
-    one recovered from disk."""
+    the outcome metrics of summary.json with the outcome class, returned: the same for a
+    finished run and for one recovered from disk."""
     series = fetch_series(prometheus, series_queries(peer_count or 1, step, workload), began,
                           ended, step)
     write_series_csv(series, run_dir / "series.csv")
@@ -157,7 +162,11 @@ def write_outcome(run_dir: Path, prometheus: RangeQueryable, peers: list[str],
         node = result["metric"].get("node", "")
         per_node[node] = [(float(t) - began, float(v)) for t, v in result["values"]]
     needed = needing_login(per_node, trigger.start if trigger else 0.0, ended - began, step)
-    return summarize(series, trigger, needed, complete)
+    summary = summarize(series, trigger, needed, complete)
+    summary.update(classify(series.get("online_fraction", []),
+                            trigger_span(read_step_log(run_dir / "steps.jsonl")),
+                            thresholds or OutcomeThresholds(), ended - began))
+    return summary
 
 
 def per_user_query(workload: str, step: float) -> str:

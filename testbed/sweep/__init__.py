@@ -1,0 +1,1 @@
+"""Sweeps and repeated runs: grids of parameters, resumable, with group statistics."""
