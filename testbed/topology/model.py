@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from testbed.capture.options import CaptureOptions
+from testbed.topology.cdn import BitTorrentSettings, OriginSettings
 
 NatType = Literal["full-cone", "restricted-cone", "port-restricted-cone", "symmetric"]
 NAT_TYPES: tuple[str, ...] = ("full-cone", "restricted-cone", "port-restricted-cone", "symmetric")
@@ -130,7 +131,8 @@ class ProxySettings:
 class NodeSpec:
     """A node as written in YAML; also the shape of `defaults`, `kinds.*` and `groups.*`."""
 
-    kind: str | None = doc("node kind: host, router, switch, nat, proxy, login, peer")
+    kind: str | None = doc("node kind: host, router, switch, nat, proxy, login, peer, origin, "
+                            "tracker, bt_peer")
     group: str | None = doc("a group from `groups:` whose settings this node inherits")
     count: int | None = doc("replicate this node; its name must contain {n} (1..count); "
                             "0 makes none, e.g. an optional part sized by a parameter",
@@ -158,6 +160,10 @@ class NodeSpec:
     held_back: bool | None = doc(
         "built at `up` but switched off (data links down, no services) until a scenario's "
         "add_nodes step brings it in, e.g. the corrective push's dedicated supernodes")
+    origin: OriginSettings | None = doc("catalogue and web server of a CDN origin "
+                                        "(kind origin)")
+    bittorrent: BitTorrentSettings | None = doc("BitTorrent client and request process of a "
+                                                "home PC (kind bt_peer)")
 
 
 @dataclass
@@ -323,6 +329,8 @@ class Node:
     supernode: SupernodeOverride | None = None
     held_back: bool = False
     switch: SwitchSettings | None = None
+    origin: OriginSettings | None = None
+    bittorrent: BitTorrentSettings | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from testbed.topology.model import (
 )
 
 NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
-SECTIONS = ("nat", "firewall", "proxy", "lan_pool", "command", "env", "supernode", "switch")
+SECTIONS = ("nat", "firewall", "proxy", "lan_pool", "command", "env", "supernode", "switch",
+            "origin", "bittorrent")
 
 
 def resolve(*, name: str, description: str, source: str, params: Mapping[str, Any],
@@ -80,6 +81,7 @@ def resolve(*, name: str, description: str, source: str, params: Mapping[str, An
             env=dict(spec.env or {}), lan_pool=spec.lan_pool, nat=spec.nat,
             firewall=spec.firewall, proxy=spec.proxy, line=node_lines.get(node_name),
             supernode=spec.supernode, held_back=bool(spec.held_back), switch=spec.switch,
+            origin=spec.origin, bittorrent=spec.bittorrent,
         )
         if spec.uplink is not None:
             if spec.uplink.to is None:
