@@ -27,9 +27,14 @@ def cdn_queries(plan: NetworkPlan, interval: float) -> dict[str, str]:
         return {}
     w = f"{max(4 * interval, 2):g}s"
     received = f"sum(rate(bt_payload_received_bytes_total[{w}]))"
+    origins = "|".join(sorted(n.name for n in plan.nodes.values() if n.kind == "origin"))
     return {
-        "origin_egress_bytes_per_s": f"sum(rate(origin_http_sent_bytes_total[{w}])) "
-                                     "or vector(0)",
+        # the origin's uplink as the kernel counts it (lighttpd's own counter, also in
+        # Prometheus as origin_http_sent_bytes_total, moves only as requests end)
+        "origin_egress_bytes_per_s": f'sum(rate(testbed_link_tx_bytes_total{{node=~"{origins}"}}'
+                                     f"[{w}])) or vector(0)",
+        "origin_http_requests_per_s": f"sum(rate(origin_http_requests_total[{w}])) "
+                                      "or vector(0)",
         "peer_bytes_per_s": f'sum(rate(bt_payload_received_bytes_total{{source="peer"}}'
                             f"[{w}])) or vector(0)",
         "web_seed_bytes_per_s": f'sum(rate(bt_payload_received_bytes_total{{source='
@@ -137,3 +142,17 @@ def outcome_line(summary: dict[str, Any]) -> str:
             f"{pct(summary.get('peer_share_wave'))} in the wave; downloads done "
             f"{summary.get('downloads_completed')}, failed {summary.get('downloads_failed')}"
             f", p95 {summary.get('completion_p95_s')} s")
+
+
+def cdn_summary(plan: NetworkPlan, summary: dict[str, Any], series: dict[str, Series],
+                trigger: Trigger | None, prometheus: InstantQuerier, start_unix: float,
+                end_unix: float) -> dict[str, Any]:
+    """summary.json with the CDN's keys added (unchanged for a topology without a CDN);
+    without overlay peers, the overlay's keys (online fraction, logins) are left out, as
+    they would only say 0."""
+    if not has_cdn(plan):
+        return summary
+    if not any(n.kind in ("peer", "login") for n in plan.nodes.values()):
+        summary = {k: summary[k] for k in ("trigger_start_s", "complete") if k in summary}
+    return {**summary, **summarize_cdn(series, trigger, end_unix - start_unix),
+            **completion(prometheus, start_unix, end_unix, trigger)}

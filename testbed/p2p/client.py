@@ -31,8 +31,9 @@ BUCKETS = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200)
 # of new downloaders and a downloader of returning seeds in seconds, and the announces keep
 # the PC's NAT mapping of its listen port alive
 REANNOUNCE_EVERY = 15.0
-FALLBACK_AFTER = 3.0  # seconds below the rate before the web seed is attached
-RELEASE_AFTER = 10.0  # seconds well above it before it is detached again
+FALLBACK_AFTER = 10.0  # seconds below the rate before the web seed is attached (peers
+# found through the tracker take a few seconds to connect through the NATs)
+RELEASE_AFTER = 6.0  # seconds above it before it is detached again
 
 
 class Metrics:
@@ -100,6 +101,8 @@ class Client:
             "enable_outgoing_utp": True, "allow_multiple_connections_per_ip": True,
             "upload_rate_limit": int(rate // 8) if rate else 0,
             "user_agent": "outage-testbed kontiki-like", "alert_mask": 0,
+            # one web-seed request per piece (not up to 16 MB), as HTTP CDNs serve chunks
+            "urlseed_max_request_bytes": int(config.get("piece_size") or 262144),
         })
 
     # --- persistent state (the PC's disk) -------------------------------------------
@@ -193,6 +196,8 @@ class Client:
                 if not download.done:
                     self._finished(download, now)
                 continue
+            if download.done:
+                continue  # an episode on disk being checked after a reboot
             active += 1
             self._fallback(download, now)
             web += int(download.web_seed_on)
@@ -230,7 +235,8 @@ class Client:
         seen: dict[tuple[Any, ...], int] = {}
         for peer in download.handle.get_peer_info():
             origin = peer.connection_type in (lt.peer_info.web_seed, lt.peer_info.http_seed)
-            key = (tuple(peer.ip), origin)
+            # one key per connection (a reconnect, or a rebooted peer, is a new one)
+            key = (tuple(peer.ip), tuple(peer.local_endpoint), str(peer.pid), origin)
             total = int(peer.total_download)
             last = download.peers.get(key, 0)
             delta = total - last if total >= last else total
@@ -244,11 +250,11 @@ class Client:
         download.sent = sent
 
     def _peer_count(self, download: Download) -> int:
-        return sum(1 for key in download.peers if not key[1])
+        return sum(1 for key in download.peers if not key[-1])
 
     def _fallback(self, download: Download, now: float) -> None:
-        """Peer-first: attach the web seed while peers deliver less than the threshold,
-        detach it once they deliver well above it for a while."""
+        """Peer-first: attach the web seed once peers have delivered less than the
+        threshold for a while, detach it once they deliver more for a while."""
         below = self.config.get("fallback_below")
         if not below:
             return
@@ -261,7 +267,7 @@ class Client:
             download.below_since = download.below_since or now
             if not download.web_seed_on and now - download.below_since >= FALLBACK_AFTER:
                 self._web_seed(download, True)
-        elif rate > 1.5 * below:
+        else:
             download.below_since = None
             download.above_since = download.above_since or now
             if download.web_seed_on and now - download.above_since >= RELEASE_AFTER:

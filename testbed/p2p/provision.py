@@ -72,6 +72,7 @@ def peer_config(node: PlannedNode, plan: NetworkPlan) -> dict[str, Any]:
         "mgmt_address": mgmt(node), "metrics_port": METRICS_PORT, "port": bt.port,
         "origin": origin_url(plan), "announce": announce_url(plan),
         "seed": origin.seed, "episodes": origin.episodes, "size": origin.size,
+        "piece_size": origin.piece_size,
         "requests": [[r.at, r.episode] for r in requests_of(position + 1, bt, origin)],
         "preload": node.name in preloaded(names, bt.preload, origin.seed),
         "upload_rate": bt.upload_rate, "stall_after": bt.stall_after,

@@ -39,6 +39,7 @@ from testbed.lab.lifecycle import bring_up, tear_down
 from testbed.lab.runtime import LabRuntime
 from testbed.lab.state import LabState, state_root
 from testbed.links.change import needs_netem
+from testbed.metrics.cdn_outcome import cdn_queries, cdn_summary, has_cdn, outcome_line
 from testbed.metrics.exporter import TestbedExporter
 from testbed.metrics.outcome import (
     Trigger,
@@ -390,6 +391,7 @@ class Run:
             return
         step = self.options.scrape_interval
         queries = series_queries(len(self.peers) or 1, step)
+        queries.update(cdn_queries(self.p.plan, step))  # the P2P CDN's, if it has one
         series = fetch_series(self.prometheus, queries, self.started_unix, self.ended_unix,
                               step)
         write_series_csv(series, self.run_dir / "series.csv")
@@ -402,14 +404,19 @@ class Run:
                               for t, v in result["values"]]
         needed = needing_login(per_node, trigger.start if trigger else 0.0,
                                self.ended_unix - self.started_unix, step)
-        summary = summarize(series, trigger, needed, self.complete)
+        summary = cdn_summary(self.p.plan, summarize(series, trigger, needed, self.complete),
+                              series, trigger, self.prometheus, self.started_unix,
+                              self.ended_unix)  # the P2P CDN's outcome, if it has one
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         snapshot = self.prometheus.snapshot(self.run_dir / "tsdb")
         if snapshot is not None:
             shutil.rmtree(self.prometheus.data, ignore_errors=True)
-        self.say(f"== outcome: lowest online {_pct(summary['min_online_fraction'])}, final "
-                 f"{_pct(summary['final_online_fraction'])}, 95 % online again after "
-                 f"{_secs(summary['time_to_95_s'])}")
+        if self.peers:
+            self.say(f"== outcome: lowest online {_pct(summary['min_online_fraction'])}, "
+                     f"final {_pct(summary['final_online_fraction'])}, 95 % online again "
+                     f"after {_secs(summary['time_to_95_s'])}")
+        if has_cdn(self.p.plan):
+            self.say(outcome_line(summary))
 
     def _report(self) -> None:
         try:

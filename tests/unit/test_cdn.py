@@ -31,7 +31,7 @@ from testbed.topology.cdn import BitTorrentSettings, OriginSettings
 from testbed.topology.loader import load_topology
 
 REPO = Path(__file__).resolve().parents[2]
-SMALL = {"homes": "3", "public_pcs": "1"}
+SMALL = {"homes": "3", "seeds": "1"}
 
 MINI = """\
 name: cdnmini
@@ -122,9 +122,9 @@ def test_the_default_topology_is_valid_and_provisioned(tmp_path: Path) -> None:
     assert config["origin"] == f"http://{origin}"
     assert config["announce"] == f"udp://{tracker}:6969/announce"
     assert config["address"] == plan.nodes["home001"].primary_address()
-    assert config["fallback_below"] == 1_000_000 and config["requests"]
+    assert config["fallback_below"] == 600_000 and config["requests"]
     assert sum(peer_config(plan.nodes[n], plan)["preload"]
-               for n in ("home001", "home002", "home003", "pub01")) == 2
+               for n in ("home001", "home002", "home003", "seed01")) == 1
 
 
 def test_prometheus_scrapes_the_origin_and_every_pc(tmp_path: Path) -> None:
@@ -132,10 +132,10 @@ def test_prometheus_scrapes_the_origin_and_every_pc(tmp_path: Path) -> None:
     config = yaml.safe_load(config_text(plan, 9100, "100.127.0.1:9101", 1.0))
     cdn = next(job for job in config["scrape_configs"] if job["job_name"] == "cdn")
     nodes = {t["labels"]["node"]: t for t in cdn["static_configs"]}
-    assert sorted(nodes) == ["home001", "home002", "home003", "origin", "pub01"]
+    assert sorted(nodes) == ["home001", "home002", "home003", "origin", "seed01"]
     assert nodes["origin"]["targets"] == [
         plan.nodes["origin"].mgmt_address.split("/")[0] + ":9100"]
-    assert nodes["pub01"]["labels"]["kind"] == "bt_peer"
+    assert nodes["seed01"]["labels"]["kind"] == "bt_peer"
 
 
 def test_the_tracker_whitelists_exactly_the_catalogue(tmp_path: Path) -> None:
