@@ -4,8 +4,9 @@
 Kontiki's behaviour: episodes are fetched from peers and the origin's web seed (BEP 19),
 and every episode on disk is served in the background for as long as the PC runs,
 across reboots (the files, the metainfo and what was asked for when stay in the state
-directory, like on a PC's disk). With `fallback_below`, the web seed is attached to a
-download only while peers deliver less than that rate (peer-first delivery).
+directory, like on a PC's disk). With `fallback_below` (peer-first delivery), a download
+starts with peers only and attaches the web seed once its peers have delivered less than
+that rate for 10 s; the origin then helps until the episode is complete.
 
 Its /metrics on the management address (port 9100) come from libtorrent's own status
 and per-peer statistics, so bytes are told apart by source: `source="peer"` or
@@ -33,7 +34,6 @@ BUCKETS = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200)
 REANNOUNCE_EVERY = 15.0
 FALLBACK_AFTER = 10.0  # seconds below the rate before the web seed is attached (peers
 # found through the tracker take a few seconds to connect through the NATs)
-RELEASE_AFTER = 6.0  # seconds above it before it is detached again
 
 
 class Metrics:
@@ -74,10 +74,11 @@ class Download:
     progress: int = -1
     progress_at: float = 0.0
     below_since: float | None = None
-    above_since: float | None = None
     announced_at: float = 0.0
     sent: int = 0
-    peers: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    received: int = 0
+    peer_count: int = 0
+    web: dict[tuple[Any, ...], int] = field(default_factory=dict)  # web-seed connections
 
 
 class Client:
@@ -101,8 +102,12 @@ class Client:
             "enable_outgoing_utp": True, "allow_multiple_connections_per_ip": True,
             "upload_rate_limit": int(rate // 8) if rate else 0,
             "user_agent": "outage-testbed kontiki-like", "alert_mask": 0,
-            # one web-seed request per piece (not up to 16 MB), as HTTP CDNs serve chunks
-            "urlseed_max_request_bytes": int(config.get("piece_size") or 262144),
+            # a web-seed request that hangs (its pieces came from a returning peer) is
+            # dropped and retried within seconds, not after libtorrent's 20 s + 30 s
+            "urlseed_timeout": 5, "urlseed_wait_retry": 5,
+            # a peer that went away (rebooted) is given up after 20 s and blocks asked of it
+            # after 10 s, so its half-fetched pieces go to others (defaults: 120 s, 60 s)
+            "peer_timeout": 20, "request_timeout": 10,
         })
 
     # --- persistent state (the PC's disk) -------------------------------------------
@@ -190,7 +195,7 @@ class Client:
                                                  .ignore_min_interval)
                 download.announced_at = now
             self._count_bytes(download, status)
-            peers += self._peer_count(download)
+            peers += download.peer_count
             if status.is_seeding:
                 seeding += 1
                 if not download.done:
@@ -229,49 +234,59 @@ class Client:
             self._web_seed(download, False)
 
     def _count_bytes(self, download: Download, status: Any) -> None:
-        """Per-peer payload counters, as deltas (a peer's counter restarts when it
-        reconnects); web-seed connections are the origin's bytes."""
+        """The torrent's payload received since the last look, split by source: what
+        its web-seed connections delivered (per-connection deltas: a reconnect is a new
+        connection) is the origin's, the rest came from peers. The torrent's own total
+        bounds both, so a peer listed twice (a reconnect) is never counted twice."""
         lt = self.lt
+        total = int(status.total_payload_download)
+        grown = max(0, total - download.received)
+        download.received = total
+        web = 0
         seen: dict[tuple[Any, ...], int] = {}
+        peers = 0
         for peer in download.handle.get_peer_info():
-            origin = peer.connection_type in (lt.peer_info.web_seed, lt.peer_info.http_seed)
-            # one key per connection (a reconnect, or a rebooted peer, is a new one)
-            key = (tuple(peer.ip), tuple(peer.local_endpoint), str(peer.pid), origin)
-            total = int(peer.total_download)
-            last = download.peers.get(key, 0)
-            delta = total - last if total >= last else total
-            if delta > 0:
-                self.metrics.received.labels("origin" if origin else "peer").inc(delta)
-            seen[key] = total
-        download.peers = seen
+            if peer.connection_type not in (lt.peer_info.web_seed, lt.peer_info.http_seed):
+                peers += 1
+                continue
+            key = (tuple(peer.ip), tuple(peer.local_endpoint))
+            now = int(peer.total_download)
+            last = download.web.get(key, 0)
+            web += now - last if now >= last else now
+            seen[key] = now
+        download.web = seen
+        download.peer_count = peers
+        web = min(web, grown)
+        if web:
+            self.metrics.received.labels("origin").inc(web)
+        if grown > web:
+            self.metrics.received.labels("peer").inc(grown - web)
         sent = int(status.total_payload_upload)
         if sent > download.sent:
             self.metrics.sent.inc(sent - download.sent)
         download.sent = sent
 
-    def _peer_count(self, download: Download) -> int:
-        return sum(1 for key in download.peers if not key[-1])
-
     def _fallback(self, download: Download, now: float) -> None:
         """Peer-first: attach the web seed once peers have delivered less than the
-        threshold for a while, detach it once they deliver more for a while."""
+        threshold for FALLBACK_AFTER; it then stays until the episode is complete (a
+        download that lost its peers is finished by the origin)."""
         below = self.config.get("fallback_below")
+        if download.web_seed_on:
+            if not download.handle.url_seeds():  # libtorrent drops a web seed on errors
+                self._web_seed(download, True)  # (e.g. an overloaded origin): ask again
+            return
         if not below:
             return
         lt = self.lt
         rate = 8 * sum(p.payload_down_speed for p in download.handle.get_peer_info()
                        if p.connection_type not in (lt.peer_info.web_seed,
                                                     lt.peer_info.http_seed))
-        if rate < below:
-            download.above_since = None
-            download.below_since = download.below_since or now
-            if not download.web_seed_on and now - download.below_since >= FALLBACK_AFTER:
-                self._web_seed(download, True)
-        else:
+        if rate >= below:
             download.below_since = None
-            download.above_since = download.above_since or now
-            if download.web_seed_on and now - download.above_since >= RELEASE_AFTER:
-                self._web_seed(download, False)
+            return
+        download.below_since = download.below_since or now
+        if now - download.below_since >= FALLBACK_AFTER:
+            self._web_seed(download, True)
 
 
 def main(argv: list[str] | None = None) -> None:

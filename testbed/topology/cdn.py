@@ -65,8 +65,9 @@ class BitTorrentSettings:
         "doc": "upload cap of the client, e.g. 256kbit (at most the PC's uplink)",
         "unit": "bandwidth"})
     fallback_below: int | None = field(default=None, metadata={
-        "doc": "peer-first delivery: a download uses the origin's web seed only while peers "
-               "deliver less than this, e.g. 1Mbit (unset: always, as plain BEP 19)",
+        "doc": "peer-first delivery: a download adds the origin's web seed once its peers "
+               "have delivered less than this for 10 s, e.g. 600kbit (unset: from the "
+               "start, as plain BEP 19)",
         "unit": "bandwidth"})
     disk: int = field(default=512 * 1024 * 1024, metadata={
         "doc": "disk space the client may use for episodes, e.g. 500MB", "unit": "size"})
