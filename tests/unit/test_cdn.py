@@ -233,3 +233,24 @@ def test_the_origin_spike_and_the_peer_share_per_phase() -> None:
     assert out["peer_share_before"] == pytest.approx(0.9, abs=0.05)
     assert out["peer_share_wave"] == pytest.approx(0.2, abs=0.03)
     assert out["seeds_online_low"] == 2.0 and out["downloads_stalled_max"] == 1.0
+
+
+def test_every_cdn_field_and_metric_is_documented() -> None:
+    import dataclasses
+    import re
+
+    from testbed.metrics.cdn_outcome import cdn_queries
+    from testbed.p2p.client import Metrics
+
+    text = (REPO / "docs" / "cdn.md").read_text()
+    documented = set(re.findall(r"`([a-z_0-9]+)", text))
+    for cls in (OriginSettings, BitTorrentSettings):
+        for field in dataclasses.fields(cls):
+            assert field.name in documented, f"{cls.__name__}.{field.name} not in docs/cdn.md"
+    names = {m.name for m in Metrics().registry.collect()}
+    assert len(names) >= 10
+    for name in names:  # counters are collected without their _total suffix
+        assert name in documented or f"{name}_total" in documented, name
+    plan = build_plan(load_topology(REPO / "topologies" / "p2p-cdn.yaml", SMALL))
+    for series in cdn_queries(plan, 1.0):
+        assert series in documented, series
