@@ -113,6 +113,12 @@ class OfflinePrometheus:
             raise LabError(f"the recorded TSDB's Prometheus did not answer {path}: {exc}"
                            ) from exc
 
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        params = {"query": promql}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        return list(self._get("/api/v1/query", params)["result"])
+
     def query_range(self, promql: str, start: float, end: float, step: float
                     ) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._get("/api/v1/query_range", {

@@ -80,6 +80,22 @@ PLOTS: tuple[PlotSpec, ...] = (
 )
 
 
+# The P2P CDN's plots (docs/cdn.md), drawn only for runs that recorded their series.
+CDN_PLOTS: tuple[PlotSpec, ...] = (
+    PlotSpec("cdn-bytes", "count", "Who served the bytes", "payload [bytes per s]",
+             (Line("origin_egress_bytes_per_s", "origin egress (its uplink)", "C3"),
+              Line("web_seed_bytes_per_s", "received from the origin's web seed", "C1", "--"),
+              Line("peer_bytes_per_s", "received from peers", "C2")),
+             "The origin's egress against what the PCs received from it and from each "
+             "other: the origin's load spike when the serving PCs reboot."),
+    PlotSpec("cdn-downloads", "count", "Downloads and seeds", "count",
+             (Line("downloads_active", "downloads in progress", "C0"),
+              Line("downloads_stalled", "stalled", "C3", "--"),
+              Line("seeds_online", "PCs serving an episode", "C2", ":")),
+             "Downloads in progress and stalled, and the PCs that serve something."),
+)
+
+
 @dataclass(frozen=True)
 class Plot:
     """A written PNG and what its reader should know (series that were not recorded)."""
@@ -93,7 +109,9 @@ def draw_plots(runs: Sequence[RunResults], out_dir: Path) -> list[Plot]:
     """Every plot of PLOTS as out_dir/<name>.png. One run: one colour per series; several
     runs: one colour per run, one line style per series, each run's wave shaded."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [_draw(spec, runs, out_dir / f"{spec.name}.png") for spec in PLOTS]
+    cdn = [spec for spec in CDN_PLOTS if any(run.series.get(line.series) for run in runs
+                                             for line in spec.lines)]
+    return [_draw(spec, runs, out_dir / f"{spec.name}.png") for spec in (*PLOTS, *cdn)]
 
 
 def _draw(spec: PlotSpec, runs: Sequence[RunResults], path: Path) -> Plot:

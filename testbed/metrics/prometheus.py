@@ -51,7 +51,7 @@ def scrape_targets(plan: NetworkPlan, metrics_port: int) -> list[dict[str, Any]]
 
 def config_text(plan: NetworkPlan, metrics_port: int, exporter: str, interval: float) -> str:
     every = _duration(max(0.2, interval))
-    config = {
+    config: dict[str, Any] = {
         "global": {"scrape_interval": every, "evaluation_interval": every,
                    "scrape_timeout": _duration(max(0.2, min(interval, 10) * 0.8)),
                    "external_labels": {"lab": plan.lab}},
@@ -61,6 +61,10 @@ def config_text(plan: NetworkPlan, metrics_port: int, exporter: str, interval: f
             *sip_scrape_configs(plan),  # Kamailio and the UA poller, in SIP labs only
         ],
     }
+    from testbed.p2p.targets import cdn_targets  # the P2P CDN's origin and PCs, if any
+
+    if cdn := cdn_targets(plan):
+        config["scrape_configs"].append({"job_name": "cdn", "static_configs": cdn})
     return yaml.safe_dump(config, sort_keys=False)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from testbed.capture.tcpdump import index_from_disk, update_index
 from testbed.errors import TestbedError
 from testbed.metrics.offline import OfflinePrometheus, recorded_tsdb
+from testbed.plan.model import NetworkPlan
 
 USERS = 'up{job="peers",kind="peer",held_back!="true"}'  # every overlay user's target
 
@@ -87,10 +88,26 @@ def _outcome(run_dir: Path, info: dict[str, Any], prometheus: OfflinePrometheus,
                                                                           ended, step)]
     summary = {**write_outcome(run_dir, prometheus, peers, int(info.get("peers") or 0),
                                started, ended, step, complete=False,
-                               workload=str(info.get("workload") or "overlay")),
+                               workload=str(info.get("workload") or "overlay"),
+                               plan=_plan_of(run_dir, info)),
                "recovered": True}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary, ended
+
+
+def _plan_of(run_dir: Path, info: dict[str, Any]) -> NetworkPlan | None:
+    """The run's network plan again, from the topology copy and parameters it kept (plans
+    are deterministic); None when they cannot be read (the outcome is then the overlay's
+    alone, without, say, the P2P CDN's)."""
+    from testbed.plan.build import build_plan
+    from testbed.topology.loader import load_topology
+
+    params = {k: str(v).lower() if isinstance(v, bool) else str(v)
+              for k, v in (info.get("params") or {}).items()}
+    try:
+        return build_plan(load_topology(run_dir / "topology.yaml", params))
+    except (OSError, TestbedError):
+        return None
 
 
 def _run_end(prometheus: OfflinePrometheus, started: float, step: float) -> float:

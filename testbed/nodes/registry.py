@@ -41,13 +41,17 @@ class KindRegistry:
 
 def default_registry() -> KindRegistry:
     """The built-in kinds. Imported lazily so `testbed --help` stays fast."""
+    from testbed.nodes.bt_peer import BtPeerKind
     from testbed.nodes.host import HostKind, LoginKind, PeerKind
     from testbed.nodes.nat import NatKind
+    from testbed.nodes.origin import OriginKind
     from testbed.nodes.proxy import ProxyKind
     from testbed.nodes.registrar import RegistrarKind
     from testbed.nodes.router import RouterKind
     from testbed.nodes.sip_ua import SipUaKind
     from testbed.nodes.switch import SwitchKind
+    from testbed.nodes.tracker import TrackerKind
 
     return KindRegistry([HostKind(), PeerKind(), LoginKind(), RouterKind(), SwitchKind(),
-                         NatKind(), ProxyKind(), RegistrarKind(), SipUaKind()])
+                         NatKind(), ProxyKind(), RegistrarKind(), SipUaKind(),  # SIP
+                         OriginKind(), TrackerKind(), BtPeerKind()])  # the P2P CDN

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from testbed.capture.options import CaptureOptions
+from testbed.topology.cdn import BitTorrentSettings, OriginSettings
 
 NatType = Literal["full-cone", "restricted-cone", "port-restricted-cone", "symmetric"]
 NAT_TYPES: tuple[str, ...] = ("full-cone", "restricted-cone", "port-restricted-cone", "symmetric")
@@ -160,7 +161,7 @@ class NodeSpec:
     """A node as written in YAML; also the shape of `defaults`, `kinds.*` and `groups.*`."""
 
     kind: str | None = doc("node kind: host, router, switch, nat, proxy, login, peer, "
-                           "registrar, sip_ua")
+                           "registrar, sip_ua, origin, tracker, bt_peer")
     group: str | None = doc("a group from `groups:` whose settings this node inherits")
     count: int | None = doc("replicate this node; its name must contain {n} (1..count); "
                             "0 makes none, e.g. an optional part sized by a parameter",
@@ -190,6 +191,10 @@ class NodeSpec:
     held_back: bool | None = doc(
         "built at `up` but switched off (data links down, no services) until a scenario's "
         "add_nodes step brings it in, e.g. the corrective push's dedicated supernodes")
+    origin: OriginSettings | None = doc("catalogue and web server of a CDN origin "
+                                        "(kind origin)")
+    bittorrent: BitTorrentSettings | None = doc("BitTorrent client and request process of a "
+                                                "home PC (kind bt_peer)")
 
 
 @dataclass
@@ -358,6 +363,8 @@ class Node:
     switch: SwitchSettings | None = None
     registrar: RegistrarSettings | None = None
     sip_ua: SipUaSettings | None = None
+    origin: OriginSettings | None = None
+    bittorrent: BitTorrentSettings | None = None
 
 
 @dataclass(frozen=True)

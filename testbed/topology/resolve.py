@@ -79,7 +79,8 @@ def resolve(*, name: str, description: str, source: str, params: Mapping[str, An
             env=dict(spec.env or {}), lan_pool=spec.lan_pool, nat=spec.nat,
             firewall=spec.firewall, proxy=spec.proxy, line=node_lines.get(node_name),
             supernode=spec.supernode, held_back=bool(spec.held_back), switch=spec.switch,
-            registrar=spec.registrar, sip_ua=spec.sip_ua,
+            registrar=spec.registrar, sip_ua=spec.sip_ua, origin=spec.origin,
+            bittorrent=spec.bittorrent,
         )
         if spec.uplink is not None:
             if spec.uplink.to is None:

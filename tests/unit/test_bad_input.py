@@ -158,7 +158,8 @@ def test_unknown_node_key_suggests_the_close_one(tmp_path: Path) -> None:
     assert (p.line, p.path) == (6, "nodes.pc.uplnk")
     assert p.message == ("unknown key 'uplnk' (did you mean 'uplink'?); allowed: kind, group, "
                          "count, vary, labels, uplink, links, command, env, lan_pool, switch, nat, "
-                         "firewall, proxy, supernode, registrar, sip_ua, held_back")
+                         "firewall, proxy, supernode, registrar, sip_ua, held_back, origin, "
+                         "bittorrent")
 
 
 def test_unknown_link_key_is_reported_at_its_own_line(tmp_path: Path) -> None:
@@ -546,8 +547,8 @@ def test_unknown_kind_lists_the_known_kinds(tmp_path: Path) -> None:
             kind: hots
         """)
     assert (p.line, p.path) == (6, "nodes.pc.kind")
-    assert p.message == ("unknown node kind 'hots'; known kinds: host, login, nat, peer, proxy, "
-                         "registrar, router, sip_ua, switch")
+    assert p.message == ("unknown node kind 'hots'; known kinds: bt_peer, host, login, nat, "
+                         "origin, peer, proxy, registrar, router, sip_ua, switch, tracker")
 
 
 def test_unknown_group_lists_the_groups(tmp_path: Path) -> None:

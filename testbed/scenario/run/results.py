@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from testbed.capture.verdict import Verdict
 from testbed.lab.state import LabState
+from testbed.metrics.cdn_outcome import cdn_queries, cdn_summary, has_cdn, outcome_line
 from testbed.metrics.classify import OutcomeThresholds, classify, read_step_log, trigger_span
 from testbed.metrics.outcome import (
     fetch_series,
@@ -25,6 +26,7 @@ from testbed.metrics.outcome import (
     write_series_csv,
 )
 from testbed.metrics.prometheus import PrometheusServer
+from testbed.plan.model import NetworkPlan
 from testbed.scenario.run.options import Prepared, RunOptions
 from testbed.scenario.run.trigger import trigger_from_log, trigger_of
 from testbed.topology.model import OverlaySettings
@@ -119,15 +121,18 @@ class Results:
         summary = write_outcome(self.dir, prometheus, peers, len(peers), status.started_unix,
                                 status.ended_unix, self.options.scrape_interval,
                                 status.complete, self.prepared.workload,
-                                self.prepared.scenario.outcome)
+                                self.prepared.scenario.outcome, self.prepared.plan)
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=1))
         snapshot = prometheus.snapshot(self.dir / "tsdb")
         if snapshot is not None:
             shutil.rmtree(prometheus.data, ignore_errors=True)
         self.say(f"== outcome: {summary['outcome_class']} ({summary['outcome_reason']})")
-        self.say(f"== lowest online {_pct(summary['min_online_fraction'])}, final "
-                 f"{_pct(summary['final_online_fraction'])}, 95 % online again after "
-                 f"{_secs(summary['time_to_95_s'])}")
+        if peers:
+            self.say(f"== lowest online {_pct(summary['min_online_fraction'])}, final "
+                     f"{_pct(summary['final_online_fraction'])}, 95 % online again after "
+                     f"{_secs(summary['time_to_95_s'])}")
+        if has_cdn(self.prepared.plan):
+            self.say(outcome_line(summary))
 
     def write_report(self) -> None:
         try:
@@ -142,19 +147,26 @@ class Results:
 
 
 class RangeQueryable(Protocol):
+    """A run's Prometheus, live or started on its data afterwards."""
+
     def query_range(self, promql: str, start: float, end: float, step: float
                     ) -> list[dict[str, Any]]: ...
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]: ...
 
 
 def write_outcome(run_dir: Path, prometheus: RangeQueryable, peers: list[str],
                   peer_count: int, began: float, ended: float, step: float,
                   complete: bool, workload: str = "overlay",
-                  thresholds: OutcomeThresholds | None = None) -> dict[str, Any]:
+                  thresholds: OutcomeThresholds | None = None,
+                  plan: NetworkPlan | None = None) -> dict[str, Any]:
     """series.csv from a run's Prometheus (live, or started on its data afterwards), and
     the outcome metrics of summary.json with the outcome class, returned: the same for a
     finished run and for one recovered from disk."""
-    series = fetch_series(prometheus, series_queries(peer_count or 1, step, workload), began,
-                          ended, step)
+    queries = series_queries(peer_count or 1, step, workload)
+    if plan is not None:
+        queries.update(cdn_queries(plan, step))  # the P2P CDN's, if the lab has one
+    series = fetch_series(prometheus, queries, began, ended, step)
     write_series_csv(series, run_dir / "series.csv")
     trigger = trigger_from_log(run_dir / "steps.jsonl")
     per_node: dict[str, list[tuple[float, float]]] = {name: [] for name in peers}
@@ -163,6 +175,8 @@ def write_outcome(run_dir: Path, prometheus: RangeQueryable, peers: list[str],
         per_node[node] = [(float(t) - began, float(v)) for t, v in result["values"]]
     needed = needing_login(per_node, trigger.start if trigger else 0.0, ended - began, step)
     summary = summarize(series, trigger, needed, complete)
+    if plan is not None:  # the P2P CDN's outcome, if the lab has one
+        summary = cdn_summary(plan, summary, series, trigger, prometheus, began, ended)
     summary.update(classify(series.get("online_fraction", []),
                             trigger_span(read_step_log(run_dir / "steps.jsonl")),
                             thresholds or OutcomeThresholds(), ended - began))

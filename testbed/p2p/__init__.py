@@ -1,0 +1,1 @@
+"""The peer-assisted CDN (Kontiki/iPlayer): origin, tracker and BitTorrent home PCs."""

@@ -1,0 +1,256 @@
+"""The P2P CDN's pure parts: catalogue, torrents, request process, provisioning, bad
+input (reported before anything is built), scrape targets and outcome metrics."""
+
+from __future__ import annotations
+
+import hashlib
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from testbed.errors import TopologyError
+from testbed.metrics.cdn_outcome import cdn_queries, phases, summarize_cdn
+from testbed.metrics.outcome import Trigger
+from testbed.metrics.prometheus import config_text
+from testbed.p2p.catalogue import (
+    bencode,
+    episode_bytes,
+    info_hashes,
+    popularity,
+    preloaded,
+    requests_of,
+    torrent,
+)
+from testbed.p2p.origin import lighttpd_config
+from testbed.p2p.origin_exporter import parse_status
+from testbed.p2p.provision import peer_config
+from testbed.plan.build import build_plan
+from testbed.topology.cdn import BitTorrentSettings, OriginSettings
+from testbed.topology.loader import load_topology
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL = {"homes": "3", "seeds": "1"}
+
+MINI = """\
+name: cdnmini
+nodes:
+  internet: {kind: router}
+  origin:
+    kind: origin
+    uplink: {to: internet, up: 2Mbit}
+    origin: {episodes: 3, size: 1MB}
+  tracker: {kind: tracker, uplink: {to: internet}}
+  nat: {kind: nat, uplink: {to: internet, up: 512kbit, down: 8Mbit}}
+  pc:
+    kind: bt_peer
+    uplink: {to: nat}
+    bittorrent: {client: libtorrent, requests: 2, upload_rate: 256kbit}
+"""
+
+
+def load(tmp_path: Path, text: str):  # noqa: ANN201
+    path = tmp_path / "topo.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path, load_topology(path)
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "topo.yaml"
+    path.write_text(textwrap.dedent(text))
+    with pytest.raises(TopologyError) as info:
+        build_plan(load_topology(path))
+    return [str(p) for p in info.value.problems]
+
+
+def test_bencode_follows_bep3() -> None:
+    assert bencode({"b": 1, "a": [b"xy", "z"]}) == b"d1:al2:xy1:ze1:bi1ee"
+    with pytest.raises(TypeError):
+        bencode(True)
+
+
+def test_a_torrent_has_the_origin_as_web_seed_and_libtorrent_accepts_it() -> None:
+    lt = pytest.importorskip("libtorrent")
+    content = episode_bytes(7, 1, 600_000)
+    data, info_hash = torrent(content, "ep01.bin", 256 * 1024, "http://t/announce",
+                              "http://o/ep/ep01.bin")
+    info = lt.torrent_info(lt.bdecode(data))
+    assert str(info.info_hashes().v1) == info_hash
+    assert info.num_pieces() == 3 and info.total_size() == 600_000
+    assert [w["url"] for w in info.web_seeds()] == ["http://o/ep/ep01.bin"]
+    assert info.hash_for_piece(0) == hashlib.sha1(content[:256 * 1024]).digest()
+
+
+def test_content_and_hashes_depend_only_on_the_seed() -> None:
+    origin = OriginSettings(episodes=2, size=100_000, seed=3)
+    assert info_hashes(origin) == info_hashes(OriginSettings(episodes=2, size=100_000, seed=3))
+    assert info_hashes(origin) != info_hashes(OriginSettings(episodes=2, size=100_000, seed=4))
+    assert len(set(info_hashes(origin))) == 2
+
+
+def test_popularity_is_zipf_like_and_requests_follow_it() -> None:
+    origin = OriginSettings(episodes=4, zipf=1.0)
+    weights = popularity(origin)
+    assert weights == sorted(weights, reverse=True) and abs(sum(weights) - 1) < 1e-9
+    assert weights[0] / weights[1] == pytest.approx(2)
+    bt = BitTorrentSettings(requests=2, window=100, peak_at=0.7, peak_width=0.1)
+    firsts = [requests_of(i, bt, origin) for i in range(1, 301)]
+    assert requests_of(5, bt, origin) == firsts[4]  # the same evening every time
+    for reqs in firsts:
+        assert len({r.episode for r in reqs}) == 2
+        assert all(0 <= r.at <= 100 for r in reqs) and reqs == sorted(reqs, key=lambda r: r.at)
+    asked = [r.episode for reqs in firsts for r in reqs]
+    assert asked.count(1) > asked.count(4) * 2
+    times = sorted(r.at for reqs in firsts for r in reqs)
+    assert 60 <= times[len(times) // 2] <= 80  # the evening peak
+
+
+def test_preload_picks_a_share_of_the_pcs() -> None:
+    pcs = [f"pc{i}" for i in range(10)]
+    assert len(preloaded(pcs, 0.3, 1)) == 3
+    assert preloaded(pcs, 0.3, 1) == preloaded(list(reversed(pcs)), 0.3, 1)
+    assert preloaded(pcs, 0.0, 1) == set()
+
+
+def test_the_default_topology_is_valid_and_provisioned(tmp_path: Path) -> None:
+    topology = load_topology(REPO / "topologies" / "p2p-cdn.yaml", SMALL)
+    plan = build_plan(topology)
+    config = peer_config(plan.nodes["home001"], plan)
+    origin = plan.nodes["origin"].primary_address()
+    tracker = plan.nodes["tracker"].primary_address()
+    assert config["origin"] == f"http://{origin}"
+    assert config["announce"] == f"udp://{tracker}:6969/announce"
+    assert config["address"] == plan.nodes["home001"].primary_address()
+    assert config["fallback_below"] == 600_000 and config["requests"]
+    assert sum(peer_config(plan.nodes[n], plan)["preload"]
+               for n in ("home001", "home002", "home003", "seed01")) == 1
+
+
+def test_prometheus_scrapes_the_origin_and_every_pc(tmp_path: Path) -> None:
+    plan = build_plan(load_topology(REPO / "topologies" / "p2p-cdn.yaml", SMALL))
+    config = yaml.safe_load(config_text(plan, 9100, "100.127.0.1:9101", 1.0))
+    cdn = next(job for job in config["scrape_configs"] if job["job_name"] == "cdn")
+    nodes = {t["labels"]["node"]: t for t in cdn["static_configs"]}
+    assert sorted(nodes) == ["home001", "home002", "home003", "origin", "seed01"]
+    assert nodes["origin"]["targets"] == [
+        plan.nodes["origin"].mgmt_address.split("/")[0] + ":9100"]
+    assert nodes["seed01"]["labels"]["kind"] == "bt_peer"
+
+
+def test_the_tracker_whitelists_exactly_the_catalogue(tmp_path: Path) -> None:
+    from testbed.nodes.tracker import WHITELIST, TrackerKind
+
+    _, topology = load(tmp_path, MINI)
+    plan = build_plan(topology)
+    setup = TrackerKind().setup(plan.nodes["tracker"], plan)
+    assert setup.files[WHITELIST].split() == info_hashes(OriginSettings(episodes=3,
+                                                                        size=1024 * 1024))
+    argv = setup.services[0].argv
+    assert argv[0] == "opentracker" and argv[argv.index("-w") + 1] == WHITELIST
+
+
+def test_lighttpd_config_serves_the_catalogue_and_status_from_loopback() -> None:
+    text = lighttpd_config(Path("/s/origin"), 80)
+    assert 'server.document-root = "/s/origin/www"' in text
+    assert '"mod_status"' in text and '$HTTP["remoteip"] == "127.0.0.1"' in text
+
+
+def test_lighttpd_status_page_is_parsed() -> None:
+    status = parse_status("Total Accesses: 12\nTotal kBytes: 4096\nUptime: 9\n"
+                          "BusyServers: 3\nScoreboard: ___\n")
+    assert status["Total kBytes"] == 4096 and status["BusyServers"] == 3
+    assert "Scoreboard" not in status
+
+
+# --- bad input: before anything is built -------------------------------------------------
+
+def test_an_unknown_client_is_refused_with_the_choice(tmp_path: Path) -> None:
+    found = problems(tmp_path, MINI.replace("client: libtorrent", "client: transmission"))
+    assert len(found) == 1
+    assert "topo.yaml:13: nodes.pc.bittorrent.client: 'transmission' is not allowed; " \
+           "choose one of: libtorrent" in found[0]
+
+
+def test_a_catalogue_too_big_for_the_pcs_disk_is_refused(tmp_path: Path) -> None:
+    found = problems(tmp_path, MINI.replace("upload_rate: 256kbit",
+                                            "upload_rate: 256kbit, disk: 1MB"))
+    assert len(found) == 1
+    assert "nodes.pc.bittorrent.disk: this PC may have to hold 2,097,152 B" in found[0]
+    assert "more than its disk: 1,048,576 B" in found[0]
+
+
+def test_a_catalogue_too_big_for_the_origins_disk_is_refused(tmp_path: Path) -> None:
+    found = problems(tmp_path, MINI.replace("size: 1MB}", "size: 1MB, disk: 2MB}"))
+    assert len(found) == 1
+    assert "nodes.origin.origin.disk: the catalogue (3 episodes" in found[0]
+
+
+def test_an_upload_rate_the_line_cannot_carry_is_refused(tmp_path: Path) -> None:
+    found = problems(tmp_path, MINI.replace("upload_rate: 256kbit", "upload_rate: 2Mbit"))
+    assert len(found) == 1
+    assert ("nodes.pc.bittorrent.upload_rate: 2mbit is more than the links can carry: "
+            "the narrowest upload on the way out of pc is 512kbit") in found[0]
+
+
+def test_a_pc_without_tracker_or_a_bad_piece_size_is_refused(tmp_path: Path) -> None:
+    text = MINI.replace("  tracker: {kind: tracker, uplink: {to: internet}}\n", "")
+    text = text.replace("size: 1MB}", "size: 1MB, piece_size: 100KB}")
+    found = "\n".join(problems(tmp_path, text))
+    assert "needs exactly one node of kind tracker" in found
+    assert "piece_size 102400 B: use a power of two" in found
+
+
+def test_cdn_sections_only_apply_to_their_kinds(tmp_path: Path) -> None:
+    found = problems(tmp_path, MINI.replace("  nat: {kind: nat,",
+                                            "  nat: {kind: nat, bittorrent: {},"))
+    assert any("bittorrent: does not apply to kind nat; it applies to: bt_peer" in p
+               for p in found)
+
+
+# --- outcome ------------------------------------------------------------------------------
+
+def test_no_cdn_no_queries(tmp_path: Path) -> None:
+    plan = build_plan(load_topology(REPO / "topologies" / "skype-2007.yaml",
+                                    {"homes": "2", "supernodes": "1", "corp_hosts": "1"}))
+    assert cdn_queries(plan, 1.0) == {}
+
+
+def test_the_origin_spike_and_the_peer_share_per_phase() -> None:
+    trigger = Trigger(start=10.0, end=12.0)
+    assert phases(trigger, 100.0) == {"before": (0.0, 10.0), "wave": (10.0, 72.0)}
+    ts = [float(t) for t in range(0, 41)]
+    origin = [(t, 100.0 if t < 10 else 800.0 if t < 30 else 200.0) for t in ts]
+    peer = [(t, 900.0 if t < 10 else 200.0) for t in ts]
+    web = [(t, 100.0 if t < 10 else 800.0) for t in ts]
+    out = summarize_cdn({"origin_egress_bytes_per_s": origin, "peer_bytes_per_s": peer,
+                         "web_seed_bytes_per_s": web,
+                         "seeds_online": [(t, 5.0 if t < 11 else 2.0) for t in ts],
+                         "downloads_stalled": [(t, 1.0 if t == 20 else 0.0) for t in ts]},
+                        trigger, 40.0)
+    assert out["origin_mean_bytes_per_s_before"] == 100
+    assert out["origin_peak_bytes_per_s"] == 800 and out["origin_spike_factor"] == 8.0
+    assert out["peer_share_before"] == pytest.approx(0.9, abs=0.05)
+    assert out["peer_share_wave"] == pytest.approx(0.2, abs=0.03)
+    assert out["seeds_online_low"] == 2.0 and out["downloads_stalled_max"] == 1.0
+
+
+def test_every_cdn_field_and_metric_is_documented() -> None:
+    import dataclasses
+    import re
+
+    from testbed.metrics.cdn_outcome import cdn_queries
+    from testbed.p2p.client import Metrics
+
+    text = (REPO / "docs" / "cdn.md").read_text()
+    documented = set(re.findall(r"`([a-z_0-9]+)", text))
+    for cls in (OriginSettings, BitTorrentSettings):
+        for field in dataclasses.fields(cls):
+            assert field.name in documented, f"{cls.__name__}.{field.name} not in docs/cdn.md"
+    names = {m.name for m in Metrics().registry.collect()}
+    assert len(names) >= 10
+    for name in names:  # counters are collected without their _total suffix
+        assert name in documented or f"{name}_total" in documented, name
+    plan = build_plan(load_topology(REPO / "topologies" / "p2p-cdn.yaml", SMALL))
+    for series in cdn_queries(plan, 1.0):
+        assert series in documented, series
