@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from testbed.plan.mgmt import MgmtShard
 from testbed.topology.model import Node, OverlaySettings
 
 
@@ -108,6 +109,7 @@ class NetworkPlan:
     bridges: list[str]  # in the fabric namespace
     ovs_bridges: dict[str, str] = field(default_factory=dict)  # bridge -> OVS datapath
     overlay: OverlaySettings | None = None
+    mgmt_shards: list[MgmtShard] = field(default_factory=list)  # mgmt bridges (plan/mgmt.py)
 
     def namespaces(self) -> list[str]:
         """Every namespace of the lab, node namespaces first."""
