@@ -21,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from testbed.backends.netlink.apply import apply as apply_netlink
+from testbed.backends.netlink.node_config import node_config
 from testbed.backends.ovs import OvsSwitches
 from testbed.backends.ovs import preflight as ovs_preflight
 from testbed.errors import BackendError, ProcessError
@@ -44,6 +46,10 @@ QUIET_SYSCTLS = {
     "net.ipv6.conf.default.disable_ipv6": "1",
 }
 CHUNK = 200
+# Packet-level links: a veth hands TCP's 64 KB TSO/GSO super-packets on as one skb, and a
+# shaper releases each as one burst (a 700 kbit/s line delivering 45 frames at once).
+# One segment per skb makes the stack send wire-sized packets, so shaping is per packet.
+NO_GSO = "gso_max_segs 1"
 
 
 class NetnsBackend:
@@ -142,12 +148,13 @@ class NetnsBackend:
                        f"link set {bridge} up"]
         commands.batch("ip", fabric, namespace=plan.fabric_namespace,
                        context="creating switches")
-        commands.batch("ip", [
-            "link set lo up",
-            f"link add {plan.mgmt_bridge} type bridge stp_state 0",
-            f"addr add {plan.mgmt_bridge_address} dev {plan.mgmt_bridge}",
-            f"link set {plan.mgmt_bridge} up",
-        ], namespace=plan.mgmt_namespace, context="creating the management network")
+        mgmt = ["link set lo up"]
+        for shard in plan.mgmt_shards:  # bridges of <= 250 ports each (plan/mgmt.py)
+            mgmt += [f"link add {shard.bridge} type bridge stp_state 0 mcast_snooping 0",
+                     f"addr add {shard.address} dev {shard.bridge}",
+                     f"link set {shard.bridge} up"]
+        commands.batch("ip", mgmt, namespace=plan.mgmt_namespace,
+                       context="creating the management network")
 
     def _bridge_ports(self, plan: NetworkPlan, ovs: OvsSwitches | None = None) -> None:
         lines: dict[str, list[str]] = defaultdict(list)
@@ -207,24 +214,19 @@ class NetnsBackend:
 
     def _configure_node(self, node: PlannedNode, plan: NetworkPlan,
                         ends: list[VethEnd], losses: dict[str, float]) -> None:
+        """Addresses, links, routes and HTB shaping through netlink from this process
+        (backends/netlink/); netem (delay, jitter, its loss) and nft rules through tools."""
         ns = node.namespace or ""
-        held = node.node.held_back  # stays dark until add_nodes: links up, routes, services
-        lines = ["link set lo up"]
-        for iface in node.interfaces:
-            if iface.address:
-                lines.append(f"addr add {iface.address} dev {iface.name}")
-            if not held:
-                lines.append(f"link set {iface.name} up")
-        if node.mgmt_interface and node.mgmt_address:
-            lines += [f"addr add {node.mgmt_address} dev {node.mgmt_interface}",
-                      f"link set {node.mgmt_interface} up"]
-        if not held:
-            lines += [f"route add {r.destination} via {r.via}" for r in node.routes]
-        commands.batch("ip", lines, namespace=ns, context=f"configuring {node.name}")
-        tc, loss_table = self._shaping(ends), nft_loss_table(losses)
-        commands.batch("tc", tc, namespace=ns, context=f"shaping links of {node.name}")
+        config = node_config(node, ends)
+        netem = self.have_netem() and config.needs_netem()
+        if netem:
+            config.shaping = []
+        apply_netlink(config)
+        if netem:
+            commands.batch("tc", self._shaping(ends), namespace=ns,
+                           context=f"shaping links of {node.name}")
         setup = self._setup(node, plan)
-        ruleset = setup.nft_ruleset + loss_table
+        ruleset = setup.nft_ruleset + nft_loss_table(losses)
         if ruleset:
             commands.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], stdin=ruleset,
                          context=f"firewall/NAT rules of {node.name}")
@@ -315,7 +317,8 @@ def _answers(socket_path: Path) -> bool:
 def _veth_line(a: VethEnd, b: VethEnd, here: str) -> str:
     a_ns = "" if a.namespace == here else f" netns {a.namespace}"
     b_ns = "" if b.namespace == here else f" netns {b.namespace}"
-    return f"link add name {a.name}{a_ns} type veth peer name {b.name}{b_ns}"
+    return (f"link add name {a.name}{a_ns} {NO_GSO} type veth peer name {b.name}{b_ns} "
+            f"{NO_GSO}")
 
 
 def _software_checksums(end: VethEnd) -> None:

@@ -296,7 +296,7 @@ class _Builder:
             planned.mgmt_address = address
             k = self._port()
             isolated = planned.kind != "monitor"
-            self.veths.append(Veth(VethEnd(planned.namespace, "mgmt0"),
+            self.veths.append(Veth(VethEnd(planned.namespace or "", "mgmt0"),
                                    VethEnd(self.mgmt, f"m{k}", shard.bridge, isolated=isolated)))
 
 

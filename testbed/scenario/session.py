@@ -49,6 +49,8 @@ from testbed.metrics.outcome import (
     write_series_csv,
 )
 from testbed.metrics.prometheus import PrometheusServer
+from testbed.metrics.targets import scrape_health
+from testbed.metrics.targets import warning as scrape_warning
 from testbed.plan.build import build_plan
 from testbed.plan.model import NetworkPlan
 from testbed.progress import Progress
@@ -403,7 +405,11 @@ class Run:
         needed = needing_login(per_node, trigger.start if trigger else 0.0,
                                self.ended_unix - self.started_unix, step)
         summary = summarize(series, trigger, needed, self.complete)
+        summary["scrape_targets"] = scrape_health(self.prometheus, self.started_unix,
+                                                  self.ended_unix)
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        if (alarm := scrape_warning(summary["scrape_targets"])) is not None:
+            self.say(alarm)
         snapshot = self.prometheus.snapshot(self.run_dir / "tsdb")
         if snapshot is not None:
             shutil.rmtree(self.prometheus.data, ignore_errors=True)
