@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from testbed.backends import capacity
 from testbed.backends.netlink.apply import apply as apply_netlink
 from testbed.backends.netlink.node_config import node_config
 from testbed.backends.ovs import OvsSwitches
@@ -77,6 +78,7 @@ class NetnsBackend:
             raise BackendError("building a lab needs root (network namespaces, links, "
                                "qdiscs): run it with sudo")
         commands.require_tools("ip", "tc", "nft", "unshare", "setpriv")
+        capacity.check(plan)  # memory, open files, ARP table, pids: refuse before building
         ovs_preflight(plan)
         taken = [ns for ns in plan.namespaces() if namespaces.exists(ns)]
         if taken:
