@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from testbed.backends import capacity
+from testbed.backends.netlink import nft
 from testbed.backends.netlink.apply import apply as apply_netlink
 from testbed.backends.netlink.node_config import node_config
 from testbed.backends.ovs import OvsSwitches
@@ -139,7 +140,12 @@ class NetnsBackend:
             self.start_services(node, plan, state, progress, checkpoint)
 
     def _setup(self, node: PlannedNode, plan: NetworkPlan) -> NodeSetup:
-        return self.registry.get(node.kind).setup(node, plan)
+        """Once per node and plan: preflight, build and start_services all need it."""
+        key = f"setup:{node.name}"
+        if key not in plan.memo:
+            plan.memo[key] = self.registry.get(node.kind).setup(node, plan)
+        setup: NodeSetup = plan.memo[key]
+        return setup
 
     def _infra(self, plan: NetworkPlan) -> None:
         fabric = ["link set lo up"]
@@ -229,7 +235,9 @@ class NetnsBackend:
                            context=f"shaping links of {node.name}")
         setup = self._setup(node, plan)
         ruleset = setup.nft_ruleset + nft_loss_table(losses)
-        if ruleset:
+        if ruleset and nft.available():
+            nft.load(ns, ruleset, context=f"firewall/NAT rules of {node.name}")
+        elif ruleset:
             commands.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], stdin=ruleset,
                          context=f"firewall/NAT rules of {node.name}")
         namespaces.write_sysctls(ns, setup.sysctls)

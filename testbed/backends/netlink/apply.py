@@ -20,6 +20,7 @@ HTB_ROOT = 0x10000  # 1:
 HTB_CLASS = 0x10001  # 1:1
 FIFO = 0x100000  # 10: (tc handles are hex)
 QUANTUM = 1514
+ACKS_AT_ONCE = 64
 
 
 def requests(config: NodeConfig, index: dict[str, int], clock: rtnl.PschedClock
@@ -58,8 +59,12 @@ def apply(config: NodeConfig, clock: rtnl.PschedClock | None = None) -> None:
         if not batch:
             return
         sock.bind((0, 0))
-        sock.sendall(rtnl.encode(batch))
-        rtnl.check_acks(sock, batch)
+        # acks come back as the kernel works: a router with hundreds of links would
+        # overflow the socket's receive buffer (ENOBUFS) if all were sent first
+        for start in range(0, len(batch), ACKS_AT_ONCE):
+            chunk = batch[start:start + ACKS_AT_ONCE]
+            sock.sendall(rtnl.encode(chunk, first_seq=start + 1))
+            rtnl.check_acks(sock, chunk, first_seq=start + 1)
     except OSError as exc:
         raise BackendError(f"netlink request failed in {config.namespace}: "
                            f"{exc.strerror or exc}") from exc
