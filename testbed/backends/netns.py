@@ -117,14 +117,16 @@ class NetnsBackend:
             commands.batch("ip", [_veth_line(v.a, v.b, plan.fabric_namespace) for v in veths],
                            namespace=plan.fabric_namespace, context="creating links")
             progress.advance(len(veths))
+        ends = self._ends_by_namespace(plan)
+        losses = self._ingress_losses(plan)
+        # switch ports shaped while still down: a root qdisc grafted on a device that is
+        # up waits for an RCU grace period (see backends/netlink/apply.py)
+        self._configure_shared(plan.fabric_namespace, ends.get(plan.fabric_namespace, []),
+                               losses.get(plan.fabric_namespace, {}))
         self._bridge_ports(plan, ovs)
 
         nodes = [n for n in plan.nodes.values() if n.namespace]
         progress.stage("addresses, routes, shaping, firewalls", len(nodes))
-        ends = self._ends_by_namespace(plan)
-        losses = self._ingress_losses(plan)
-        self._configure_shared(plan.fabric_namespace, ends.get(plan.fabric_namespace, []),
-                               losses.get(plan.fabric_namespace, {}))
 
         def configure(node: PlannedNode) -> None:
             ns = node.namespace or ""

@@ -25,10 +25,11 @@ ACKS_AT_ONCE = 64
 
 def requests(config: NodeConfig, index: dict[str, int], clock: rtnl.PschedClock
              ) -> list[rtnl.Request]:
-    """In the order `ip -batch` then `tc -batch` ran them."""
+    """Addresses, then qdiscs, then links up, then routes (their gateways must be on a
+    link that is up). Qdiscs go first because grafting a root qdisc on a device that is
+    up deactivates it and waits for an RCU grace period: at 5,000 nodes those waits were
+    most of the build."""
     out = [rtnl.addr_add(index[i], i, cidr) for i, cidr in config.addresses]
-    out += [rtnl.link_up(index[i], i) for i in config.up]
-    out += [rtnl.route_add(dst, via) for dst, via in config.routes]
     for device, shaping in config.shaping:
         if shaping.rate is None:
             continue
@@ -38,6 +39,8 @@ def requests(config: NodeConfig, index: dict[str, int], clock: rtnl.PschedClock
                                burst_bytes(shaping.rate), QUANTUM, clock)]
         if shaping.queue is not None:
             out.append(rtnl.pfifo(dev, device, FIFO, HTB_CLASS, shaping.queue))
+    out += [rtnl.link_up(index[i], i) for i in config.up]
+    out += [rtnl.route_add(dst, via) for dst, via in config.routes]
     return out
 
 
