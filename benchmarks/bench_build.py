@@ -158,8 +158,8 @@ def _fmt(value: float | None, width: int) -> str:
 
 
 def _ratio(stock_value: float | None, ours_value: float | None, width: int) -> str:
-    if stock_value is None or ours_value is None:
-        return f"{'-':>{width}} "
+    if stock_value is None or ours_value is None or ours_value < 0.05:
+        return f"{'-':>{width}} "  # e.g. MemAvailable rose: others freed memory meanwhile
     return f"{stock_value / max(ours_value, 1e-3):>{width}.1f}x"
 
 
