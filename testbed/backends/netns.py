@@ -22,7 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from testbed.backends import capacity
 from testbed.backends.base import Capabilities, Checkpoint, StateStore, no_check
+from testbed.backends.netlink import nft
+from testbed.backends.netlink.apply import apply as apply_netlink
+from testbed.backends.netlink.node_config import node_config
 from testbed.backends.ovs import OvsSwitches
 from testbed.backends.ovs import preflight as ovs_preflight
 from testbed.errors import BackendError, ProcessError
@@ -48,6 +52,10 @@ QUIET_SYSCTLS = {
 }
 CHUNK = 200
 RUNTIME_LOSS_TABLE = "testbed_loss_runtime"  # extra loss set at run time, one per device
+# Packet-level links: a veth hands TCP's 64 KB TSO/GSO super-packets on as one skb, and a
+# shaper releases each as one burst (a 700 kbit/s line delivering 45 frames at once).
+# One segment per skb makes the stack send wire-sized packets, so shaping is per packet.
+NO_GSO = "gso_max_segs 1"
 
 
 class NetnsBackend:
@@ -78,6 +86,7 @@ class NetnsBackend:
             raise BackendError("building a lab needs root (network namespaces, links, "
                                "qdiscs): run it with sudo")
         commands.require_tools("ip", "tc", "nft", "unshare", "setpriv")
+        capacity.check(plan)  # memory, open files, ARP table, pids: refuse before building
         ovs_preflight(plan)
         taken = [ns for ns in plan.namespaces() if namespaces.exists(ns)]
         if taken:
@@ -116,14 +125,16 @@ class NetnsBackend:
             commands.batch("ip", [_veth_line(v.a, v.b, plan.fabric_namespace) for v in veths],
                            namespace=plan.fabric_namespace, context="creating links")
             progress.advance(len(veths))
+        ends = self._ends_by_namespace(plan)
+        losses = self._ingress_losses(plan)
+        # switch ports shaped while still down: a root qdisc grafted on a device that is
+        # up waits for an RCU grace period (see backends/netlink/apply.py)
+        self._configure_shared(plan.fabric_namespace, ends.get(plan.fabric_namespace, []),
+                               losses.get(plan.fabric_namespace, {}))
         self._bridge_ports(plan, ovs)
 
         nodes = [n for n in plan.nodes.values() if n.namespace]
         progress.stage("addresses, routes, shaping, firewalls", len(nodes))
-        ends = self._ends_by_namespace(plan)
-        losses = self._ingress_losses(plan)
-        self._configure_shared(plan.fabric_namespace, ends.get(plan.fabric_namespace, []),
-                               losses.get(plan.fabric_namespace, {}))
 
         def configure(node: PlannedNode) -> None:
             ns = node.namespace or ""
@@ -141,7 +152,12 @@ class NetnsBackend:
         check_settled(started, {(n.name, s.name): s.settle for n, s in services})
 
     def _setup(self, node: PlannedNode, plan: NetworkPlan) -> NodeSetup:
-        return self.registry.get(node.kind).setup(node, plan)
+        """Once per node and plan: preflight, build and start_services all need it."""
+        key = f"setup:{node.name}"
+        if key not in plan.memo:
+            plan.memo[key] = self.registry.get(node.kind).setup(node, plan)
+        setup: NodeSetup = plan.memo[key]
+        return setup
 
     def _infra(self, plan: NetworkPlan) -> None:
         fabric = ["link set lo up"]
@@ -152,12 +168,13 @@ class NetnsBackend:
                        f"link set {bridge} up"]
         commands.batch("ip", fabric, namespace=plan.fabric_namespace,
                        context="creating switches")
-        commands.batch("ip", [
-            "link set lo up",
-            f"link add {plan.mgmt_bridge} type bridge stp_state 0",
-            f"addr add {plan.mgmt_bridge_address} dev {plan.mgmt_bridge}",
-            f"link set {plan.mgmt_bridge} up",
-        ], namespace=plan.mgmt_namespace, context="creating the management network")
+        mgmt = ["link set lo up"]
+        for shard in plan.mgmt_shards:  # bridges of <= 250 ports each (plan/mgmt.py)
+            mgmt += [f"link add {shard.bridge} type bridge stp_state 0 mcast_snooping 0",
+                     f"addr add {shard.address} dev {shard.bridge}",
+                     f"link set {shard.bridge} up"]
+        commands.batch("ip", mgmt, namespace=plan.mgmt_namespace,
+                       context="creating the management network")
 
     def _bridge_ports(self, plan: NetworkPlan, ovs: OvsSwitches | None = None) -> None:
         lines: dict[str, list[str]] = defaultdict(list)
@@ -217,25 +234,22 @@ class NetnsBackend:
 
     def _configure_node(self, node: PlannedNode, plan: NetworkPlan,
                         ends: list[VethEnd], losses: dict[str, float]) -> None:
+        """Addresses, links, routes and HTB shaping through netlink from this process
+        (backends/netlink/); netem (delay, jitter, its loss) and nft rules through tools."""
         ns = node.namespace or ""
-        held = node.node.held_back  # stays dark until add_nodes: links up, routes, services
-        lines = ["link set lo up"]
-        for iface in node.interfaces:
-            if iface.address:
-                lines.append(f"addr add {iface.address} dev {iface.name}")
-            if not held:
-                lines.append(f"link set {iface.name} up")
-        if node.mgmt_interface and node.mgmt_address:
-            lines += [f"addr add {node.mgmt_address} dev {node.mgmt_interface}",
-                      f"link set {node.mgmt_interface} up"]
-        if not held:
-            lines += [f"route add {r.destination} via {r.via}" for r in node.routes]
-        commands.batch("ip", lines, namespace=ns, context=f"configuring {node.name}")
-        tc, loss_table = self._shaping(ends), nft_loss_table(losses)
-        commands.batch("tc", tc, namespace=ns, context=f"shaping links of {node.name}")
+        config = node_config(node, ends)
+        netem = self._have_netem() and config.needs_netem()
+        if netem:
+            config.shaping = []
+        apply_netlink(config)
+        if netem:
+            commands.batch("tc", self._shaping(ends), namespace=ns,
+                           context=f"shaping links of {node.name}")
         setup = self._setup(node, plan)
-        ruleset = setup.nft_ruleset + loss_table
-        if ruleset:
+        ruleset = setup.nft_ruleset + nft_loss_table(losses)
+        if ruleset and nft.available():
+            nft.load(ns, ruleset, context=f"firewall/NAT rules of {node.name}")
+        elif ruleset:
             commands.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], stdin=ruleset,
                          context=f"firewall/NAT rules of {node.name}")
         namespaces.write_sysctls(ns, setup.sysctls)
@@ -388,7 +402,8 @@ def _answers(socket_path: Path) -> bool:
 def _veth_line(a: VethEnd, b: VethEnd, here: str) -> str:
     a_ns = "" if a.namespace == here else f" netns {a.namespace}"
     b_ns = "" if b.namespace == here else f" netns {b.namespace}"
-    return f"link add name {a.name}{a_ns} type veth peer name {b.name}{b_ns}"
+    return (f"link add name {a.name}{a_ns} {NO_GSO} type veth peer name {b.name}{b_ns} "
+            f"{NO_GSO}")
 
 
 def _software_checksums(end: VethEnd) -> None:

@@ -15,7 +15,7 @@ from testbed.plan.model import Shaping
 LOSS_SCALE = 1_000_000  # numgen resolution: loss is honoured to 1e-6
 
 
-def _burst(rate: int) -> int:
+def burst_bytes(rate: int) -> int:
     """Bytes the class may send at once: ~4 ms of traffic, never below two full frames."""
     return max(2 * 1514, rate // 8 // 250)
 
@@ -33,7 +33,7 @@ def tc_lines(device: str, shaping: Shaping, have_netem: bool) -> list[str]:
     lines: list[str] = []
     parent = "root"
     if shaping.rate is not None:
-        burst = _burst(shaping.rate)
+        burst = burst_bytes(shaping.rate)
         lines += [
             f"qdisc add dev {device} root handle 1: htb default 1",
             f"class add dev {device} parent 1: classid 1:1 htb rate {shaping.rate}bit "

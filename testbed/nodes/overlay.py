@@ -51,6 +51,13 @@ def is_supernode_capable(node: PlannedNode, overlay: OverlaySettings) -> bool:
 
 
 def login_address(plan: NetworkPlan, overlay: OverlaySettings) -> str:
+    if "overlay.login" not in plan.memo:
+        plan.memo["overlay.login"] = _login_address(plan, overlay)
+    address: str = plan.memo["overlay.login"]
+    return address
+
+
+def _login_address(plan: NetworkPlan, overlay: OverlaySettings) -> str:
     for node in plan.nodes.values():
         if node.kind == "login" and node.node.command is None and node.primary_address():
             return f"{node.primary_address()}:{overlay.login_port}"
@@ -59,14 +66,30 @@ def login_address(plan: NetworkPlan, overlay: OverlaySettings) -> str:
 
 def proxy_for(node: PlannedNode, plan: NetworkPlan) -> str | None:
     """The HTTP proxy a node behind a proxy-only firewall must tunnel through."""
-    for gateway in plan.nodes.values():
+    if "overlay.proxy_only" not in plan.memo:  # the few proxy-only gateways, found once
+        plan.memo["overlay.proxy_only"] = [
+            g for g in plan.nodes.values() if g.node.firewall
+            and g.node.firewall.egress == "proxy-only" and g.node.firewall.proxy
+            and g.node.firewall.proxy in plan.nodes]
+    for gateway in plan.memo["overlay.proxy_only"]:
         fw = gateway.node.firewall
         if (gateway.inner_realm == node.realm or gateway.name == node.node.uplink) and fw \
-                and fw.egress == "proxy-only" and fw.proxy and fw.proxy in plan.nodes:
+                and fw.proxy:
             proxy = plan.nodes[fw.proxy]
             port = proxy.node.proxy.port if proxy.node.proxy else 8888
             return f"{proxy.primary_address()}:{port}"
     return None
+
+
+def _supernode_addresses(plan: NetworkPlan, overlay: OverlaySettings) -> list[str]:
+    """Every supernode-capable peer's address, by name: once per plan, not per peer."""
+    if "overlay.supernodes" not in plan.memo:
+        names = sorted(n.name for n in plan.nodes.values()
+                       if n.kind == "peer" and n.node.command is None
+                       and is_supernode_capable(n, overlay))
+        plan.memo["overlay.supernodes"] = [plan.nodes[n].primary_address() for n in names]
+    addresses: list[str] = plan.memo["overlay.supernodes"]
+    return addresses
 
 
 def supernode_capacity(node: PlannedNode, overlay: OverlaySettings) -> SupernodeCapacity:
@@ -86,12 +109,10 @@ def peer_config(node: PlannedNode, plan: NetworkPlan, overlay: OverlaySettings) 
     clock = LabClock(overlay.time_scale)
     login = overlay.login or LoginCapacity()
     sn = supernode_capacity(node, overlay)
-    supernodes = sorted(n.name for n in plan.nodes.values()
-                        if n.kind == "peer" and n.node.command is None
-                        and is_supernode_capable(n, overlay))
-    addresses = [f"{plan.nodes[n].primary_address()}:{sn.port}" for n in supernodes]
+    addresses = [f"{address}:{sn.port}" for address in _supernode_addresses(plan, overlay)]
     shift = (node.node.index or sum(node.name.encode())) % max(1, len(addresses))
-    signer = signer_of(plan, overlay)
+    signer: TokenSigner = plan.memo.get("overlay.signer") or plan.memo.setdefault(
+        "overlay.signer", signer_of(plan, overlay))
     common = dict(
         node=node.name, address=node.primary_address() or "", state_dir=".",
         login_server=login_address(plan, overlay), public_key=signer.public_bytes().hex(),

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from testbed.errors import Problem, TopologyError
 from testbed.nodes.registry import KindRegistry, default_registry
 from testbed.plan.addressing import allocate_realm
+from testbed.plan.mgmt import MgmtAllocator
 from testbed.plan.model import (
     Interface,
     NetworkPlan,
@@ -40,6 +39,7 @@ class _Builder:
         self.switch_segment: dict[str, Segment] = {}
         self.bridge_of: dict[str, str] = {}
         self.port_counter = 0
+        self.mgmt_alloc = MgmtAllocator(topology.addressing.mgmt)
 
     def report(self, message: str, node: str | None, path: str) -> None:
         line = self.topo.line_of(path)
@@ -65,7 +65,8 @@ class _Builder:
             raise TopologyError(self.problems)
         return NetworkPlan(
             lab=self.topo.name, fabric_namespace=self.fabric, mgmt_namespace=self.mgmt,
-            mgmt_bridge="mgmt", mgmt_bridge_address=self._mgmt_hub,
+            mgmt_bridge=self.mgmt_alloc.hub().bridge,
+            mgmt_bridge_address=self.mgmt_alloc.hub().address, mgmt_shards=self.mgmt_alloc.shards,
             nodes=self.nodes, segments=self.segments, veths=self.veths, bridges=self.bridges,
             ovs_bridges=self.ovs_bridges,
             overlay=self.topo.overlay,
@@ -276,24 +277,27 @@ class _Builder:
                 current = up.gateway
 
     def _mgmt(self) -> None:
-        net = ipaddress.ip_network(self.topo.addressing.mgmt)
-        hosts = net.hosts()
-        self._mgmt_hub = f"{next(hosts)}/{net.prefixlen}"
-        for planned in self.nodes.values():
-            if not planned.namespace:
+        """Every namespaced node gets mgmt0 on one of the sharded mgmt bridges (plan/mgmt.py)."""
+        for planned in [None, *self.nodes.values()]:  # None: the hub, before any node
+            if planned is not None and not planned.namespace:
                 continue
             try:
-                address = next(hosts)
-            except StopIteration:
-                self.report(f"management network {net} is too small for the lab", None,
-                            "addressing.mgmt")
+                if planned is None:
+                    self.mgmt_alloc.hub()
+                    continue
+                shard, address = self.mgmt_alloc.next()
+            except ValueError:
+                self.report(f"management network {self.topo.addressing.mgmt} is too small "
+                            f"for the lab's {sum(1 for n in self.nodes.values() if n.namespace)}"
+                            f" nodes (each /24 of it holds 250); give a larger addressing.mgmt",
+                            None, "addressing.mgmt")
                 return
             planned.mgmt_interface = "mgmt0"
-            planned.mgmt_address = f"{address}/{net.prefixlen}"
+            planned.mgmt_address = address
             k = self._port()
             isolated = planned.kind != "monitor"
-            self.veths.append(Veth(VethEnd(planned.namespace, "mgmt0"),
-                                   VethEnd(self.mgmt, f"m{k}", "mgmt", isolated=isolated)))
+            self.veths.append(Veth(VethEnd(planned.namespace or "", "mgmt0"),
+                                   VethEnd(self.mgmt, f"m{k}", shard.bridge, isolated=isolated)))
 
 
 def build_plan(topology: Topology, registry: KindRegistry | None = None) -> NetworkPlan:

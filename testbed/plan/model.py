@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+from testbed.plan.mgmt import MgmtShard
 from testbed.topology.model import Node, OverlaySettings
 
 
@@ -108,6 +110,10 @@ class NetworkPlan:
     bridges: list[str]  # in the fabric namespace
     ovs_bridges: dict[str, str] = field(default_factory=dict)  # bridge -> OVS datapath
     overlay: OverlaySettings | None = None
+    mgmt_shards: list[MgmtShard] = field(default_factory=list)  # mgmt bridges (plan/mgmt.py)
+    # derived facts computed once per plan (the overlay's supernode list, a node's setup):
+    # at 5,000 nodes, recomputing them per node made a build quadratic
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def switch_bridges(self) -> dict[str, str]:
         """Switch name -> its bridge in the fabric namespace (one bridge per switch, made in

@@ -19,8 +19,11 @@ NAT_TYPES: tuple[str, ...] = ("full-cone", "restricted-cone", "port-restricted-c
 
 Scalar = str | int | float | bool
 
-MAX_COUNT = 5000
-MAX_NODES = 6000
+# Sanity bounds of the format, not of a machine: the default mgmt network (a /16 in /24
+# shards of 250) holds 64,000 nodes; what this machine can hold is checked before a lab
+# is built (backends/capacity.py), with the reason when it cannot.
+MAX_COUNT = 30000
+MAX_NODES = 60000
 
 
 def doc(text: str, **extra: Any) -> Any:

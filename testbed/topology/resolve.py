@@ -47,7 +47,8 @@ def resolve(*, name: str, description: str, source: str, params: Mapping[str, An
         problems.append(Problem(message, source, line, path))
 
     if len(specs) > MAX_NODES:
-        report(f"{len(specs)} nodes is more than the {MAX_NODES} a lab may have", None,
+        report(f"{len(specs)} nodes is more than the {MAX_NODES} a lab may have (what this "
+               f"machine can hold is checked when the lab is built)", None,
                "nodes", 1)
     nodes: dict[str, Node] = {}
     links: list[Link] = []

@@ -505,7 +505,7 @@ def test_count_out_of_range(tmp_path: Path, count: str, shown: str) -> None:
             uplink: {{to: core}}
         """)
     assert (p.line, p.path) == (6, "nodes.pc{n}.count")
-    assert p.message == f"count must be a whole number from 0 to 5000, got {shown}"
+    assert p.message == f"count must be a whole number from 0 to 30000, got {shown}"
 
 
 def test_count_zero_makes_no_node() -> None:

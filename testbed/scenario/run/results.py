@@ -26,6 +26,8 @@ from testbed.metrics.outcome import (
     write_series_csv,
 )
 from testbed.metrics.prometheus import PrometheusServer
+from testbed.metrics.targets import scrape_health
+from testbed.metrics.targets import warning as scrape_warning
 from testbed.plan.model import NetworkPlan
 from testbed.scenario.run.options import Prepared, RunOptions
 from testbed.scenario.run.trigger import trigger_from_log, trigger_of
@@ -123,6 +125,8 @@ class Results:
                                 status.complete, self.prepared.workload,
                                 self.prepared.scenario.outcome, self.prepared.plan)
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        if (alarm := scrape_warning(summary["scrape_targets"])) is not None:
+            self.say(alarm)
         snapshot = prometheus.snapshot(self.dir / "tsdb")
         if snapshot is not None:
             shutil.rmtree(prometheus.data, ignore_errors=True)
@@ -177,6 +181,7 @@ def write_outcome(run_dir: Path, prometheus: RangeQueryable, peers: list[str],
     summary = summarize(series, trigger, needed, complete)
     if plan is not None:  # the P2P CDN's outcome, if the lab has one
         summary = cdn_summary(plan, summary, series, trigger, prometheus, began, ended)
+    summary["scrape_targets"] = scrape_health(prometheus, began, ended)  # any never seen?
     summary.update(classify(series.get("online_fraction", []),
                             trigger_span(read_step_log(run_dir / "steps.jsonl")),
                             thresholds or OutcomeThresholds(), ended - began))
