@@ -13,11 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from testbed.backends.netns import NetnsBackend
-from testbed.lab.lifecycle import bring_up, tear_down
-from testbed.lab.state import LabState
+from testbed.lab.lab import Lab
 from testbed.plan.build import build_plan
-from testbed.progress import Progress
 from testbed.topology.loader import load_topology
 from tests.conftest import REPO, unique_lab_name
 from tests.integration.mgmt_sweep import sweep
@@ -42,9 +39,8 @@ def test_a_2000_node_lab_is_scrapeable_everywhere_and_leaves_nothing(
     topology = load_topology(path)
     plan = build_plan(topology)
     assert len(plan.mgmt_shards) == 8  # 2,000 nodes in bridges of <= 250 ports
-    backend, state = NetnsBackend(), LabState(state_root, name)
     began = time.monotonic()
-    bring_up(topology, plan, backend, state, Progress(enabled=False))
+    lab = Lab.up(topology, state_dir=state_root)
     try:
         built = time.monotonic() - began
         assert len(lab_namespaces(name)) == HOSTS + 2  # + fabric, mgmt
@@ -65,7 +61,7 @@ def test_a_2000_node_lab_is_scrapeable_everywhere_and_leaves_nothing(
                                "ping", "-c", "1", "-W", "3", far], capture_output=True)
         assert ping.returncode == 0, ping.stderr
     finally:
-        tear_down(backend, state, Progress(enabled=False))
+        lab.down()
     assert lab_namespaces(name) == []
-    assert not state.exists()
+    assert not lab.state.exists()
     print(f"built {HOSTS} nodes in {built:.1f}s")
