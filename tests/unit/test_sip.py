@@ -1,7 +1,7 @@
 """The SIP control experiment's pure parts: Kamailio's and baresip's configs, the kinds'
 rules, the outcome series, scrape targets, and the UA poller and call placement against
 a stand-in for baresip's control interface (a netstring JSON server on loopback).
-(Real Kamailio and baresip in a real lab: tests/integration/test_sip.py.)"""
+(Real Kamailio and baresip in a real lab: tests/integration/test_sip_lab.py.)"""
 
 from __future__ import annotations
 
