@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from testbed.peer.admission import Admission
 from testbed.peer.auth import TokenVerifier
-from testbed.peer.guard import ConnectionGuard, RateLimitedLog
+from testbed.peer.guard import ConnectionGuard, RateLimitedLog, start_guarded_server
 from testbed.peer.metrics import PeerMetrics
 from testbed.peer.policies import OverloadPolicy
 from testbed.peer.wire import (
@@ -91,8 +91,8 @@ class Supernode:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         for port in (self.settings.port, *self.settings.extra_tcp_ports):
-            self.servers.append(await asyncio.start_server(
-                self.guard.wrap(self.handle), self.address, port, backlog=1024,
+            self.servers.append(await start_guarded_server(
+                self.guard.wrap(self.handle), self.address, port, queue=1024,
                 reuse_address=True))
         self.udp, _ = await loop.create_datagram_endpoint(
             lambda: _UdpProtocol(self), local_addr=(self.address, self.settings.port))
