@@ -93,7 +93,15 @@ def _start(tmp: Path, run_id: str) -> tuple[subprocess.Popen[str], str, list[str
         if line.startswith("== playing"):
             break
     assert output and output[-1].startswith("== playing"), "".join(output)
-    time.sleep(8)  # the reboot and alice's login again
+    # the reboot played (however long the first wait_until held), then a few seconds of
+    # alice logging in again: interrupting before that would leave nothing to keep
+    steps = tmp / "results" / run_id / "steps.jsonl"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not (
+            steps.exists() and '"host_up"' in steps.read_text()):
+        time.sleep(0.5)
+    assert '"host_up"' in steps.read_text(), steps.read_text()
+    time.sleep(6)
     return proc, lab, output
 
 
