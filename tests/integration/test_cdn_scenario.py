@@ -68,7 +68,10 @@ def test_summary_reports_the_origin_spike_and_who_served_the_bytes(run) -> None:
     run_dir, result = run
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["peer_share_before"] >= 0.9, summary
-    assert summary["peer_share_wave"] <= 0.5, summary
+    # over the whole wave phase (its first seconds still came from peers) the origin's
+    # share rose by far; the stated level, over half from the origin once the serving PCs
+    # were down, is the scenario's own expectation (test_every_expectation_passes)
+    assert summary["peer_share_wave"] <= summary["peer_share_before"] - 0.3, summary
     assert summary["origin_peak_bytes_per_s"] > 10 * (summary[
         "origin_mean_bytes_per_s_before"] or 1), summary
     assert summary["downloads_completed"] >= 3 and summary["downloads_failed"] == 0
