@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from testbed.errors import ProcessError
-from testbed.lab.state import ProcessRecord
+from testbed.process.records import ProcessRecord
 from testbed.process.supervisor import is_alive
 
 TAIL_LINES = 6

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from testbed.lab.state import ProcessRecord
+from testbed.process.records import ProcessRecord
 from testbed.metrics.offline import recorded_tsdb
 from testbed.metrics.recover import needs_recovery, orphaned_runs
 
