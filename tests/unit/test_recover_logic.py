@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from testbed.process.records import ProcessRecord
 from testbed.metrics.offline import recorded_tsdb
 from testbed.metrics.recover import needs_recovery, orphaned_runs
+from testbed.process.records import ProcessRecord
 
 
 def _run(tmp_path: Path, name: str, complete: bool, summary: bool) -> Path:
