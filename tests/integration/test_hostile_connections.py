@@ -19,22 +19,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.integration.test_overlay_fuzz import TOPOLOGY as FUZZ_TOPOLOGY
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-TOPOLOGY = """
-overlay:
-  policy: fixed
-  time_scale: 0.1
-  supernode: {min_uptime: 1s}
-nodes:
-  core: {kind: router}
-  login: {kind: login, uplink: {to: core}}
-  sn1: {kind: peer, labels: {sn_capable: true}, uplink: {to: core}}
-  alice: {kind: peer, uplink: {to: core}}
-  mallory: {kind: host, uplink: {to: core}}
-  eve: {kind: host, uplink: {to: core}}
-"""
+# the fuzz test's lab (login server, a supernode, a client, an attacker) plus a second
+# attacking host
+TOPOLOGY = FUZZ_TOPOLOGY + "  eve: {kind: host, uplink: {to: core}}\n"
 
 FLOOD = r"""
 import resource, socket, sys, time
