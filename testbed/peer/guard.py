@@ -2,15 +2,17 @@
 
 - A cap on connections per source address and on open connections in all, below the
   process's descriptor limit (whose soft value is raised to the hard one at start), so a
-  flood of idle connections can never exhaust descriptors: a connection over a cap is
-  closed at once and counted (`peer_connections_refused_total{reason}`).
+  flood of idle connections can never exhaust descriptors: the caps are applied at
+  accept() (GuardedServer), and a connection over a cap is closed before the next one is
+  accepted and counted (`peer_connections_refused_total{reason}`).
 - A deadline for the first whole frame: a connection that says nothing (or too little)
   is closed and counted as a protocol error with reason `idle`.
 - Rate-limited logging: one line per reason per interval, with how many were held back,
   so no flood can fill a disk with log lines.
-- The event loop's error handler goes through the same limiter: asyncio itself already
-  pauses accepting for a second after EMFILE/ENFILE (no busy loop); each of those
-  pauses is then counted, not logged with a traceback each time.
+- Should accept() still fail for want of descriptors (the machine's, or ones taken by
+  outgoing connections), accepting pauses for a second (no busy loop) and the pause is
+  logged through the limiter, as are the event loop's own errors: no traceback per
+  occurrence.
 Admission and the limiter are pure logic on an injected clock (unit-tested).
 """
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import resource
 import socket
 import time
@@ -31,10 +32,8 @@ from testbed.peer.metrics import PeerMetrics
 from testbed.peer.wire import Frame, ProtocolError, StreamDecoder
 
 RESERVE_FDS = 64  # descriptors kept for everything but accepted connections
-# Connections asyncio accepts per wake-up. A refused connection's descriptor is closed one
-# loop turn later, so two batches can be in flight beyond the cap: 2 x 16 stays inside
-# RESERVE_FDS with the server's own descriptors, and a flood never meets EMFILE.
-ACCEPT_BATCH = 16
+ACCEPT_BATCH = 16  # connections accepted per wake-up of the listening socket
+ACCEPT_PAUSE_S = 1.0  # accepting pauses this long when the process is out of descriptors
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -51,22 +50,6 @@ def raise_nofile_limit() -> int:
         except (ValueError, OSError):
             pass
     return soft
-
-
-async def start_guarded_server(handler: Handler, host: str, port: int, queue: int,
-                               **kwargs: Any) -> asyncio.Server:
-    """A TCP server whose kernel accept queue holds `queue` connections while asyncio
-    takes them ACCEPT_BATCH at a time: asyncio accepts as many per wake-up as its
-    backlog, so a backlog of thousands let one burst take thousands of descriptors
-    before the guard could turn any away ("Too many open files" under a flood)."""
-    server = await asyncio.start_server(handler, host, port, backlog=ACCEPT_BATCH, **kwargs)
-    for wrapped in server.sockets:
-        listening = socket.socket(fileno=os.dup(wrapped.fileno()))
-        try:
-            listening.listen(queue)  # the same socket: only its queue length changes
-        finally:
-            listening.close()
-    return server
 
 
 @dataclass(frozen=True)
@@ -156,30 +139,46 @@ class ConnectionGuard:
                                    min(limits.max_open, cap) if limits.max_open else cap)
         self._flusher: asyncio.Task[None] | None = None
 
-    def wrap(self, handler: Handler) -> Handler:
-        """The handler behind the caps (call from the server's event loop)."""
+    async def serve(self, handler: Handler, host: str, port: int, queue: int,
+                    reuse_address: bool = True) -> GuardedServer:
+        """Listen on host:port (kernel accept queue `queue`) and run `handler` for every
+        connection the caps admit. The caps are applied at accept(), before the
+        connection reaches asyncio: a refused connection's descriptor is closed before
+        the next one is accepted, so no burst can run the process out of descriptors."""
+        loop = asyncio.get_running_loop()
         if self._flusher is None:
-            self._flusher = asyncio.get_running_loop().create_task(
-                flush_periodically(self.log))
-        async def guarded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-                          ) -> None:
-            peer = writer.get_extra_info("peername") or ("?", 0)
-            refused = self.admission.admit(str(peer[0]))
-            if refused:
-                self.metrics.connections_refused.labels(reason=refused).inc()
-                self.log.note(f"connection refused ({refused})",
-                              f"{peer[0]} (open {self.admission.open}, from it "
-                              f"{self.admission.sources[str(peer[0])]})")
-                writer.transport.abort()  # the descriptor goes back at once
-                return
-            self.metrics.open_connections.set(self.admission.open)
-            try:
-                await handler(reader, writer)
-            finally:
-                self.admission.release(str(peer[0]))
-                self.metrics.open_connections.set(self.admission.open)
+            self._flusher = loop.create_task(flush_periodically(self.log))
+        listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                  socket.SOCK_STREAM)
+        try:
+            if reuse_address:
+                listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listening.bind((host, port))
+            listening.listen(queue)
+            listening.setblocking(False)
+        except OSError:
+            listening.close()
+            raise
+        server = GuardedServer(self, listening, handler, loop)
+        server.start()
+        return server
 
-        return guarded
+    def admit(self, conn: socket.socket, source: str) -> bool:
+        """Apply the caps to a just-accepted connection; a refused one is closed here."""
+        refused = self.admission.admit(source)
+        if refused is None:
+            self.metrics.open_connections.set(self.admission.open)
+            return True
+        self.metrics.connections_refused.labels(reason=refused).inc()
+        self.log.note(f"connection refused ({refused})",
+                      f"{source} (open {self.admission.open}, from it "
+                      f"{self.admission.sources[source]})")
+        conn.close()  # the descriptor goes back before the next accept()
+        return False
+
+    def release(self, source: str) -> None:
+        self.admission.release(source)
+        self.metrics.open_connections.set(self.admission.open)
 
     async def frames(self, reader: asyncio.StreamReader) -> AsyncIterator[Frame]:
         """Frames of a TCP stream; ProtocolError("idle") when no whole frame came within
@@ -215,6 +214,71 @@ class ConnectionGuard:
         """A dropped frame: the metric, and a rate-limited log line."""
         self.metrics.protocol_errors.labels(reason=error.reason).inc()
         self.log.note(f"protocol error ({error.reason})", str(error), logging.INFO)
+
+
+class GuardedServer:
+    """A listening socket whose connections pass the guard's caps at accept() time;
+    admitted ones become asyncio streams handed to the handler."""
+
+    def __init__(self, guard: ConnectionGuard, listening: socket.socket, handler: Handler,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.guard = guard
+        self.sockets = [listening]
+        self._listening = listening
+        self._handler = handler
+        self._loop = loop
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._resume: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        self._loop.add_reader(self._listening.fileno(), self._accept_ready)
+
+    def _accept_ready(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, address = self._listening.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:  # EMFILE/ENFILE/ENOBUFS: pause, never busy-loop
+                self.guard.log.note("accept paused, out of resources",
+                                    f"{type(exc).__name__}: {exc}")
+                self._loop.remove_reader(self._listening.fileno())
+                self._resume = self._loop.call_later(ACCEPT_PAUSE_S, self._resume_accepting)
+                return
+            source = str(address[0])
+            if not self.guard.admit(conn, source):
+                continue
+            conn.setblocking(False)
+            task = self._loop.create_task(self._run(conn, source))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _resume_accepting(self) -> None:
+        self._resume = None
+        if not self._closed:
+            self.start()
+
+    async def _run(self, conn: socket.socket, source: str) -> None:
+        try:
+            try:
+                reader, writer = await asyncio.open_connection(sock=conn)
+            except OSError:
+                conn.close()
+                return
+            await self._handler(reader, writer)
+        finally:
+            self.guard.release(source)
+
+    def close(self) -> None:
+        """Stop listening (connections already admitted go on until they end)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._resume is not None:
+            self._resume.cancel()
+        self._loop.remove_reader(self._listening.fileno())
+        self._listening.close()
 
 
 def install_loop_handler(loop: asyncio.AbstractEventLoop, log: RateLimitedLog) -> None:

@@ -19,7 +19,7 @@ from typing import Literal
 
 from testbed.peer.admission import Admission
 from testbed.peer.auth import ReplayGuard, TokenSigner, proof_ok
-from testbed.peer.guard import ConnectionGuard, RateLimitedLog, start_guarded_server
+from testbed.peer.guard import ConnectionGuard, GuardedServer, RateLimitedLog
 from testbed.peer.metrics import PeerMetrics
 from testbed.peer.wire import Frame, MessageType, ProtocolError, encode
 
@@ -52,10 +52,9 @@ class LoginServer:
             metrics, RateLimitedLog(logging.getLogger("testbed.peer.login")))
         metrics.set_role("login")
 
-    async def serve(self, host: str, port: int) -> asyncio.Server:
+    async def serve(self, host: str, port: int) -> GuardedServer:
         asyncio.get_running_loop().create_task(self._drain_queue())
-        return await start_guarded_server(self.guard.wrap(self.handle), host, port,
-                                          queue=4096)
+        return await self.guard.serve(self.handle, host, port, queue=4096)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from testbed.peer.admission import Admission
 from testbed.peer.auth import TokenVerifier
-from testbed.peer.guard import ConnectionGuard, RateLimitedLog, start_guarded_server
+from testbed.peer.guard import ConnectionGuard, GuardedServer, RateLimitedLog
 from testbed.peer.metrics import PeerMetrics
 from testbed.peer.policies import OverloadPolicy
 from testbed.peer.wire import (
@@ -77,7 +77,7 @@ class Supernode:
         self.children: dict[str, Child] = {}
         self.admission = Admission(rate=settings.joins_per_second, queue_max=0)
         self.relays: dict[str, Relay] = {}
-        self.servers: list[asyncio.base_events.Server] = []
+        self.servers: list[GuardedServer] = []
         self.udp: asyncio.DatagramTransport | None = None
         self._overloaded_since: float | None = None
         self._join_times: list[float] = []
@@ -91,9 +91,8 @@ class Supernode:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         for port in (self.settings.port, *self.settings.extra_tcp_ports):
-            self.servers.append(await start_guarded_server(
-                self.guard.wrap(self.handle), self.address, port, queue=1024,
-                reuse_address=True))
+            self.servers.append(await self.guard.serve(
+                self.handle, self.address, port, queue=1024))
         self.udp, _ = await loop.create_datagram_endpoint(
             lambda: _UdpProtocol(self), local_addr=(self.address, self.settings.port))
         self.active = True

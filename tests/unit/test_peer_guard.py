@@ -120,7 +120,7 @@ def test_a_silent_connection_is_closed_at_the_first_frame_deadline() -> None:
                 reasons.append(exc.reason)
             writer.close()
 
-        server = await asyncio.start_server(guard.wrap(handle), "127.0.0.1", 0)
+        server = await guard.serve(handle, "127.0.0.1", 0, queue=16)
         port = server.sockets[0].getsockname()[1]
         loop = asyncio.get_running_loop()
         began = loop.time()
