@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     for scenario in SCENARIOS:
         ns = argparse.Namespace(topology=args.topology, scenario=str(scenario),
                                 overrides=overrides + args.overrides, results=args.results,
-                                run_id=None, seed=None, scrape_interval=1.0, ui_port=9090,
+                                run_id=None, seed=None, scrape_interval=0.0, ui_port=9090,
                                 state_dir=args.state_dir, no_report=False, duration=None)
         options = options_from(ns)
         session = Run(options, prepare(options))

@@ -59,8 +59,9 @@ example:
                    help="where run directories go (default ./results)")
     p.add_argument("--run-id", metavar="ID", help="name of the run directory (default: "
                                                    "date-time-scenario-random)")
-    p.add_argument("--scrape-interval", type=float, default=1.0, metavar="SECONDS",
-                   help="Prometheus scrape interval (default 1)")
+    p.add_argument("--scrape-interval", type=positive_seconds, default=0.0, metavar="SECONDS",
+                   help="Prometheus scrape interval (default: 1 s, and one more second per "
+                        "250 scrape targets in larger labs, which one machine can scrape)")
     p.add_argument("--ui-port", type=int, default=9090, metavar="PORT",
                    help="loopback port for Prometheus's web UI during the run (default 9090, "
                         "or the next free one)")
@@ -86,6 +87,14 @@ def duration_arg(text: str) -> float:
         return parse_duration(text if text.strip()[-1:].isalpha() else f"{text}s")
     except UnitError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type for the scrape interval: seconds > 0 ('2', '2s', '500ms')."""
+    seconds = duration_arg(text)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the interval must be more than 0 s")
+    return seconds
 
 
 def options_from(args: argparse.Namespace) -> Any:

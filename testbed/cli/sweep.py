@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from testbed.cli.run import duration_arg
+from testbed.cli.run import duration_arg, positive_seconds
 
 
 def add_parser(sub: Any) -> None:
@@ -62,7 +62,9 @@ def add_run_args(p: argparse.ArgumentParser, results: str) -> None:
                    help="run time of every run instead of the scenario's duration")
     p.add_argument("--results", default=results, metavar="DIR",
                    help=f"where sweeps go (default ./{results})")
-    p.add_argument("--scrape-interval", type=float, default=1.0, metavar="SECONDS")
+    p.add_argument("--scrape-interval", type=positive_seconds, default=0.0, metavar="SECONDS",
+                   help="Prometheus scrape interval (default: 1 s, and one more second per "
+                        "250 scrape targets in larger labs, which one machine can scrape)")
     p.add_argument("--ui-port", type=int, default=9090, metavar="PORT")
     p.add_argument("--no-report", action="store_true", help="skip each run's HTML report")
     p.add_argument("--lab-name", metavar="NAME",

@@ -31,7 +31,7 @@ from testbed.metrics.exporter import TestbedExporter
 from testbed.progress import Progress
 from testbed.scenario.actions import RunContext
 from testbed.scenario.engine import Engine, StepLog
-from testbed.scenario.run.options import Prepared, RunOptions, check_kernel
+from testbed.scenario.run.options import Prepared, RunOptions, check_kernel, resolved
 from testbed.scenario.run.recording import Recording
 from testbed.scenario.run.results import Results, RunStatus
 from testbed.scenario.run.watcher import Watcher, progress_line
@@ -41,6 +41,7 @@ from testbed.topology.model import OverlaySettings
 class Run:
     def __init__(self, options: RunOptions, prepared: Prepared, out: TextIO = sys.stderr,
                  backend: Backend | None = None) -> None:
+        options = resolved(options, prepared)  # the scrape interval, by size if automatic
         self.options = options
         self.prepared = prepared
         self.out = out
