@@ -2,14 +2,18 @@
 
     sudo .venv/bin/python benchmarks/bench_time_scale.py                 # scales 0.2 and 0.4
     sudo .venv/bin/python benchmarks/bench_time_scale.py --scales 0.2,0.1 --policy fixed
+    sudo .venv/bin/python benchmarks/bench_time_scale.py --repeat 3   # seeds 2007, 2008, 2009
 
 `overlay.time_scale` is a change of clock (testbed/peer/clock.py): overlay durations x s,
 rates / s. The scenario is written in real seconds (`clock: real`, converted to the lab's
 clock at each scale: wave window, down times, duration, judging time); it runs with
 `testbed run`'s entry point on the small default topology (26 peers), and prints each
 run's outcome class and dimensionless outcomes side by side, with the calibration
-table's values. A faster clock costs CPU (rates per lab second grow as 1/s): where the
-machine cannot keep up, the outcomes drift, which is what this shows.
+table's values. With --repeat N every scale runs N seeds (the scenario's seed + r, the
+same seeds at every scale) and each outcome is printed as its median and interval
+(testbed/sweep/stats.py), with the count of each outcome class. A faster clock costs CPU
+(rates per lab second grow as 1/s): where the machine cannot keep up, the outcomes
+drift, which is what this shows.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ sys.path.insert(0, str(REPO))
 from testbed.metrics.calibration import calibration_values  # noqa: E402
 from testbed.metrics.series import load_run  # noqa: E402
 from testbed.sweep.execute import execute  # noqa: E402
+from testbed.sweep.stats import median_interval  # noqa: E402
 
 SMALL = {"homes": "20", "supernodes": "4", "corp_hosts": "2"}
 # the 2007 wave in REAL seconds: 14 min, judged 5 min after the last rebooted PC is back
@@ -60,7 +65,7 @@ KEYS = ("outcome_class", "min_online_fraction", "final_online_fraction", "amplif
         "time_to_recover_s")
 
 
-def run_at(scale: float, policy: str, results: Path) -> dict[str, object]:
+def run_at(scale: float, policy: str, results: Path, repeat: int) -> dict[str, object]:
     from testbed.scenario.run import RunOptions
 
     text = SCENARIO.format(scale=scale)
@@ -69,8 +74,9 @@ def run_at(scale: float, policy: str, results: Path) -> dict[str, object]:
     overrides = {**SMALL, "policy": policy, "sn_overload": "drop-role" if policy == "2007"
                  else "busy"}
     options = RunOptions(topology=REPO / "topologies" / "skype-2007.yaml", scenario=scenario,
-                         overrides=overrides, results=results, run_id=f"scale-{scale}",
-                         report=False, lab_name=f"tscale{os.getpid() % 10000}")
+                         overrides=overrides, results=results,
+                         run_id=f"scale-{scale}-r{repeat}", seed=2007 + repeat, report=False,
+                         lab_name=f"tscale{os.getpid() % 10000}")
     # the topology's time_scale is not a parameter: patch a copy
     topo = scenario.parent / "topology.yaml"
     topo.write_text((REPO / "topologies" / "skype-2007.yaml").read_text().replace(
@@ -87,20 +93,43 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="0.2,0.4")
     parser.add_argument("--policy", default="2007", choices=("2007", "fixed"))
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="seeds per scale (2007 + r); outcomes as median [interval]")
     parser.add_argument("--results", default="results/bench-time-scale")
     args = parser.parse_args()
     scales = [float(s) for s in args.scales.split(",")]
-    found = {s: run_at(s, args.policy, Path(args.results)) for s in scales}
-    keys = list(dict.fromkeys(k for v in found.values() for k in v))
-    print(f"{'outcome':<24}" + "".join(f"{f'time_scale {s:g}':>18}" for s in scales))
-    for key in keys:
-        cells = []
+    found: dict[float, list[dict[str, object]]] = {s: [] for s in scales}
+    for r in range(args.repeat):  # a whole round of scales per seed: drift hits both alike
         for s in scales:
-            v = found[s].get(key)
-            cells.append(f"{v:>18.3g}" if isinstance(v, float) else f"{v!s:>18}")
-        print(f"{key:<24}" + "".join(cells))
-    print("time_to_recover_s is in lab seconds: divide by the scale for real seconds")
+            found[s].append(run_at(s, args.policy, Path(args.results), r))
+            print(f"== scale {s:g}, seed {2007 + r}: {found[s][-1].get('outcome_class')}",
+                  flush=True)
+    keys = list(dict.fromkeys(k for runs in found.values() for v in runs for k in v))
+    width = 30 if args.repeat > 1 else 18
+    print(f"{'outcome':<24}" + "".join(f"{f'time_scale {s:g}':>{width}}" for s in scales))
+    for key in keys:
+        print(f"{key:<24}" + "".join(f"{cell(found[s], key):>{width}}" for s in scales))
+    print(f"{args.repeat} run(s) per scale (seeds 2007-{2006 + args.repeat}); numbers are "
+          "median [interval] over them. time_to_recover_s is in lab seconds: divide by "
+          "the scale for real seconds")
     return 0
+
+
+def cell(runs: list[dict[str, object]], key: str) -> str:
+    values = [run.get(key) for run in runs]
+    numbers = [float(v) for v in values if isinstance(v, (int, float))]
+    if len(runs) == 1:
+        v = values[0]
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+    if numbers and len(numbers) == sum(v is not None for v in values):
+        found = median_interval(numbers)
+        assert found is not None
+        return (f"{found.median:.3g} [{found.low:.3g}, {found.high:.3g}]"
+                + (f" n={found.n}" if found.n < len(runs) else ""))
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[str(v)] = counts.get(str(v), 0) + 1
+    return " ".join(f"{k} {n}/{len(runs)}" for k, n in counts.items())
 
 
 if __name__ == "__main__":
