@@ -230,10 +230,18 @@ def report(title: str, groups: dict[str, list[int]]) -> float:
     return total
 
 
+def mem_available_mb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
 def run(args: argparse.Namespace, root: Path) -> None:
     name = f"mem{args.peers}"
     topology = load_topology_text(lab_yaml(args.peers, name), "bench-memory")
     plan = build_plan(topology)
+    available_before = mem_available_mb()
     began = time.monotonic()
     print(f"building a {args.peers}-peer lab ...", file=sys.stderr, flush=True)
     lab = Lab.up(topology, state_dir=root)
@@ -266,9 +274,18 @@ def run(args: argparse.Namespace, root: Path) -> None:
         ticks = ksmd_cpu_ticks()
         time.sleep(SETTLE_S)
         ksmd = (ksmd_cpu_ticks() - ticks) / os.sysconf("SC_CLK_TCK") / SETTLE_S
-        print(f"{merged}; ksmd CPU while idle: {100 * ksmd:.0f}% of one core")
+        scan = Path("/sys/kernel/mm/ksm/pages_to_scan")
+        pages = scan.read_text().strip() if scan.exists() else "?"
+        print(f"{merged}; ksmd CPU while idle: {100 * ksmd:.0f}% of one core "
+              f"(pages_to_scan {pages}; {ksm.PAGES_ENV} / --ksm-pages trade it)")
+        taken = available_before - mem_available_mb()
         ours = report(f"pre-forked ({len(nodes)} peers + login server, from one launcher):",
                       groups)
+        namespaces = sum(1 for n in plan.nodes.values() if n.namespace)
+        print(f"MemAvailable fell by {taken:.0f} MB over the build and logins: minus the "
+              f"processes' PSS, {taken - ours:.0f} MB for the kernel's side of "
+              f"{namespaces} namespaces ({(taken - ours) / namespaces:.2f} MB per node: "
+              "namespaces, veths, qdiscs, sockets; other load on the host blurs it)")
         if not args.no_ksm:
             merging = merging_mb(pid for pids in groups.values() for pid in pids)
             print(f"  of their pages, {merging:.0f} MB are merged by KSM "
@@ -314,6 +331,10 @@ def main() -> int:
     parser.add_argument("--no-ksm", action="store_true",
                         help=f"the baseline: the launcher neither marks its memory for KSM "
                              f"nor starts ksmd ({ksm.OFF_ENV}=off)")
+    parser.add_argument("--ksm-pages", type=int, metavar="N",
+                        help=f"pages_to_scan ksmd is started with ({ksm.PAGES_ENV}; default "
+                             f"{ksm.PAGES_TO_SCAN}): fewer, less ksmd CPU and slower merging. "
+                             "Applies only if ksmd is off when the lab starts")
     parser.add_argument("--detail", action="store_true",
                         help="also list a client's largest private-dirty mappings")
     args = parser.parse_args()
@@ -321,6 +342,8 @@ def main() -> int:
         parser.error("--peers must be at least 10")
     if args.no_ksm:
         os.environ[ksm.OFF_ENV] = "off"  # the launcher inherits our environment
+    if args.ksm_pages is not None:
+        os.environ[ksm.PAGES_ENV] = str(args.ksm_pages)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM tears down too
     with tempfile.TemporaryDirectory() as tmp:
         run(args, Path(tmp))

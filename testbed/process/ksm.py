@@ -15,6 +15,8 @@ and the kernel scans only that memory (what the peers share with the launcher), 
 what each peer allocates for itself. Without KSM in the kernel, or without root, peers
 still work and just share less. TESTBED_KSM=off in the launcher's environment turns all
 of this off (nothing marked, ksmd not touched): the baseline of bench_memory.py --no-ksm.
+TESTBED_KSM_PAGES=N sets the pages_to_scan the testbed starts ksmd with (default
+PAGES_TO_SCAN): fewer pages, less of a core for ksmd, slower merging of new peers.
 
 What changes on the host, and how it is undone. Merging needs ksmd running
 (/sys/kernel/mm/ksm/run = 1). If it already runs, its settings are the host's: the
@@ -48,10 +50,25 @@ PAGES_TO_SCAN = 5000  # per 20 ms wake-up: a full pass over 1000 peers in well u
 SKIP = ("[vsyscall]", "[vvar]", "[vdso]", "[vvar_vclock]")
 SAVED = "saved"  # "<run> <pages_to_scan>" as they were before the testbed started ksmd
 OFF_ENV = "TESTBED_KSM"  # "off": do not mark memory, do not touch ksmd
+# pages ksmd scans per wake-up when the testbed starts it: the trade between ksmd's CPU
+# (it scans this many pages every 20 ms) and how soon a new peer's pages are merged
+PAGES_ENV = "TESTBED_KSM_PAGES"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
 _libc.madvise.restype = ctypes.c_int
+
+
+def pages_to_scan() -> tuple[int, str | None]:
+    """The pages_to_scan to start ksmd with: $TESTBED_KSM_PAGES (1-100000) or the default;
+    with a note when the variable was set but unusable."""
+    text = os.environ.get(PAGES_ENV, "").strip()
+    if not text:
+        return PAGES_TO_SCAN, None
+    if text.isdigit() and 1 <= int(text) <= 100_000:
+        return int(text), None
+    return PAGES_TO_SCAN, (f"KSM: {PAGES_ENV}={text!r} is not a whole number from 1 to "
+                           f"100000; using {PAGES_TO_SCAN}")
 
 
 def disabled() -> bool:

@@ -180,7 +180,10 @@ def _use_ksm() -> None:
         leave = functools.partial(_leave, os.getpid())  # the pid ksm.start_ksmd() records
         for sig in _LEAVING:
             signal.signal(sig, leave)
-        print(ksm.start_ksmd(), flush=True)
+        pages, problem = ksm.pages_to_scan()
+        if problem:
+            print(problem, flush=True)
+        print(ksm.start_ksmd(pages_to_scan=pages), flush=True)
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _LEAVING)
     marked = ksm.mark_mergeable()  # inherited by every fork below: helper and peers

@@ -213,3 +213,15 @@ def test_the_off_switch_is_read_from_the_environment(monkeypatch: pytest.MonkeyP
     assert not ksm.disabled()
     monkeypatch.setenv(ksm.OFF_ENV, "off")
     assert ksm.disabled()
+
+
+def test_the_scan_rate_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ksm.PAGES_ENV, raising=False)
+    assert ksm.pages_to_scan() == (ksm.PAGES_TO_SCAN, None)
+    monkeypatch.setenv(ksm.PAGES_ENV, "500")
+    assert ksm.pages_to_scan() == (500, None)
+    for bad in ("0", "lots", "-5", "1000000"):
+        monkeypatch.setenv(ksm.PAGES_ENV, bad)
+        pages, note = ksm.pages_to_scan()
+        assert pages == ksm.PAGES_TO_SCAN
+        assert note is not None and ksm.PAGES_ENV in note and repr(bad) in note
