@@ -68,6 +68,9 @@ example:
     p.add_argument("--ui-address", default=None, metavar="ADDRESS",
                    help="address the UI listens on (default $TESTBED_UI_ADDRESS or "
                         "127.0.0.1; the lab VM sets 0.0.0.0 so Vagrant can forward it)")
+    p.add_argument("--lab-name", metavar="NAME",
+                   help="build the lab under this name instead of the topology's (to run "
+                        "beside another lab of the same topology)")
     p.add_argument("--duration", type=duration_arg, metavar="DURATION",
                    help="run this long instead of the scenario's duration: seconds, or "
                         "with a unit (200s, 5m)")
@@ -108,7 +111,8 @@ def options_from(args: argparse.Namespace) -> Any:
                       seed=args.seed, scrape_interval=args.scrape_interval,
                       ui_port=args.ui_port, state_dir=args.state_dir,
                       ui_address=getattr(args, "ui_address", None) or default_ui_address(),
-                      report=not args.no_report, duration=args.duration)
+                      report=not args.no_report, duration=args.duration,
+                      lab_name=getattr(args, "lab_name", None))
 
 
 def run(args: argparse.Namespace) -> int:

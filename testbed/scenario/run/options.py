@@ -14,12 +14,12 @@ from pathlib import Path
 from testbed.backends.base import Capabilities
 from testbed.capture.declared import Placed, place, planned_nodes
 from testbed.capture.resolve import precheck
-from testbed.errors import MissingKernelFeature, ScenarioError
+from testbed.errors import MissingKernelFeature, ScenarioError, TestbedError
 from testbed.links.change import needs_netem
 from testbed.plan.build import build_plan
 from testbed.plan.model import NetworkPlan
 from testbed.scenario.loader import Scenario, load_scenario, scenario_params
-from testbed.topology.loader import load_topology
+from testbed.topology.loader import LAB_NAME, load_topology
 from testbed.topology.model import Topology
 
 
@@ -73,6 +73,9 @@ def prepare(options: RunOptions) -> Prepared:
     overrides = {**scenario_params(options.scenario), **options.overrides}
     topology = load_topology(options.topology, overrides)
     if options.lab_name:
+        if not LAB_NAME.match(options.lab_name):
+            raise TestbedError(f"--lab-name {options.lab_name!r}: a lab name is 1-12 chars of "
+                             "a-z, 0-9 and '-', starting with a letter")
         topology = dataclasses.replace(topology, name=options.lab_name)
     scenario = load_scenario(options.scenario, topology, options.seed)
     plan = build_plan(topology)
