@@ -47,8 +47,8 @@ def load_containerlab(path: Path, overrides: Mapping[str, str]) -> Topology:
     loader; anything else with the line-keeping loader, for file:line in messages."""
     fast_loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        fast = yaml.load(path.read_text(), Loader=fast_loader)
-    except (OSError, yaml.YAMLError):
+        fast = yaml.load(path.read_text(encoding="utf-8"), Loader=fast_loader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         fast = None  # the line-keeping loader says what and where
     topo = fast.get("topology") if isinstance(fast, dict) else None
     if isinstance(topo, dict) and metadata.LAB_KEY in _vars(topo.get("defaults")):

@@ -27,8 +27,11 @@ nodes: {}
 """
 
 
-def test_validate_names_the_line_of_a_byte_that_is_not_utf8(tmp_path: Path) -> None:
-    path = tmp_path / "latin1.yaml"
+@pytest.mark.parametrize("file_name", ["latin1.yaml", "latin1.clab.yml"])
+def test_validate_names_the_line_of_a_byte_that_is_not_utf8(tmp_path: Path,
+                                                            file_name: str) -> None:
+    """A containerlab file too: its fast loader gives way to the line-keeping one."""
+    path = tmp_path / file_name
     path.write_bytes(b"name: x\nnodes:\n  caf\xe9: {kind: host}\n")
     result = run_cli("validate", str(path))
     assert result.returncode == 2
