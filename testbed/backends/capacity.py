@@ -13,8 +13,8 @@ import resource
 from dataclasses import dataclass
 from pathlib import Path
 
+from testbed.backends.host_limits import NEIGHBOURS_PER_NAMESPACE
 from testbed.errors import BackendError
-from testbed.lab.host_limits import NEIGHBOURS_PER_NAMESPACE
 from testbed.plan.model import NetworkPlan
 
 KERNEL_MB_PER_NAMESPACE = 0.45  # namespace, its veths, qdiscs, routes (MemAvailable drop)

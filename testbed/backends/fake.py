@@ -13,9 +13,9 @@ import itertools
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from testbed.backends.base import Capabilities, Checkpoint, StateStore, no_check
+from testbed.backends.base import Backend, Capabilities, Checkpoint, StateStore, no_check
 from testbed.errors import BackendError
 from testbed.plan.model import NetworkPlan, PlannedNode, Shaping, VethEnd
 from testbed.process.records import ProcessRecord
@@ -105,3 +105,7 @@ class FakeBackend:
     def popen(self, namespace: str, argv: Sequence[str], **kwargs: Any
               ) -> subprocess.Popen[str]:
         raise BackendError("the fake backend runs no processes")
+
+
+if TYPE_CHECKING:  # mypy proves the fake keeps up with the whole contract
+    _: Backend = FakeBackend()

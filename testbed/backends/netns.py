@@ -382,7 +382,7 @@ class NetnsBackend:
 
     # --- teardown -------------------------------------------------------------------
     def teardown(self, state: StateStore, progress: Progress) -> list[str]:
-        from testbed.lab.cleanup import clean
+        from testbed.backends.cleanup import clean
 
         return clean(state, progress, self.supervisor)
 

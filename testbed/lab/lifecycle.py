@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 from testbed.backends.base import Backend
+from testbed.backends.host_limits import neighbour_table_note
 from testbed.inventory import write_inventory
 from testbed.lab import interrupts
-from testbed.lab.host_limits import neighbour_table_note
 from testbed.lab.state import LabState
 from testbed.plan.model import NetworkPlan
 from testbed.progress import Progress

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from testbed.lab.host_limits import neighbour_table_note
+from testbed.backends.host_limits import neighbour_table_note
 
 
 def test_a_lab_that_fits_gets_no_note(tmp_path: Path) -> None:
