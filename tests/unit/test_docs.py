@@ -84,3 +84,17 @@ def test_no_command_prints_help_and_fails() -> None:
     result = run_cli()
     assert result.returncode == 2
     assert "usage: testbed" in result.stdout
+
+
+def test_architecture_names_every_package_and_the_two_paths() -> None:
+    """docs/architecture.md is the newcomer's map: a package missing there is one they
+    cannot place."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    packages = sorted(p.parent.name for p in (REPO / "testbed").glob("*/__init__.py"))
+    missing = [p for p in packages if f"| `{p}/` |" not in text]
+    assert missing == []
+    for heading in ("## From `testbed up` to the kernel", "## From a scenario step to the lab"):
+        assert heading in text
+    for path in re.findall(r"`((?:[a-z_]+/)+[a-z_]+\.py)`", text):  # files it names exist
+        assert (REPO / "testbed" / path).is_file() or any(
+            (REPO / "testbed").glob(f"*/{path}")), path
