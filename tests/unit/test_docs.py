@@ -66,6 +66,10 @@ def test_readme_names_the_two_commands_and_ci_runs_the_test_one() -> None:
     # exactly two, runnable in a root shell without sudo (a minimal Debian has none)
     assert commands == ["bash scripts/demo.sh", "bash scripts/test.sh"]
     assert "put `sudo` in front of each" in readme
+    intro = readme.split("## The two commands", 1)[1].split("## ", 1)[0]
+    assert "as root" in intro and "sudo bash scripts/demo.sh" in intro  # both forms
+    assert "sudo bash scripts/" not in readme.replace(
+        "(`sudo bash scripts/demo.sh`)", ""), "a root shell has no sudo: say 'as root'"
     assert "scripts/test.sh" in (REPO / ".ci" / "run").read_text()
     assert "benchmarks/bench_build.py" in readme
     assert Path(REPO / "benchmarks" / "bench_build.py").is_file()
