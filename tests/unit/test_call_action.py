@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from testbed.backends.fake import FakeBackend
 from testbed.errors import ScenarioError
 from testbed.scenario.actions import ActionError, Event, RunContext, schedule
 from testbed.scenario.actions.call import call
@@ -19,6 +21,7 @@ from testbed.scenario.engine import Engine, StepLog
 from testbed.scenario.loader import load_scenario
 from testbed.scenario.model import Selector, StepSpec
 from testbed.topology.loader import load_topology_text
+from tests.unit.test_engine import fake_lab
 
 TOPOLOGY = """
 name: calls
@@ -79,38 +82,40 @@ def test_a_bad_call_step_is_reported_at_its_line(tmp_path: Path) -> None:
     assert f"{path}:4" in str(caught.value) and "call needs to:" in str(caught.value)
 
 
-class AnsweringRuntime:
-    """A runtime whose peers answer /call after `seconds` (the call's length)."""
+class Answering:
+    """The peers' control API as the fake backend's answer to curl: every /call is
+    answered after `seconds` (the call's length) with `answer`."""
 
     def __init__(self, answer: dict[str, Any]) -> None:
         self.answer = answer
-        self.asked: list[tuple[str, str, float]] = []
-        self.downs: list[float] = []
+        self.asked: list[tuple[str, float]] = []  # (URL, curl's -m timeout)
         self.lock = threading.Lock()
 
-    def control(self, name: str, path: str, timeout: float = 5.0) -> str:
+    def __call__(self, namespace: str, argv: Sequence[str]) -> str:
+        url = argv[-1]
         with self.lock:
-            self.asked.append((name, path, timeout))
-        seconds = float(path.split("seconds=")[1])
-        time.sleep(seconds)
+            self.asked.append((url, float(argv[argv.index("-m") + 1])))
+        time.sleep(float(url.split("seconds=")[1]))
         return json.dumps(self.answer)
-
-    def host_down(self, node: str, mode: str) -> int:
-        with self.lock:
-            self.downs.append(time.monotonic())
-        return 1
 
 
 class Exporter:
     def node_down(self, node: str) -> None:
         pass
 
+    def node_up(self, node: str, restarted: bool = True) -> None:
+        pass
+
     def event(self, action: str, step: int) -> None:
         pass
 
 
-def _context(runtime: AnsweringRuntime) -> RunContext:
-    return RunContext(runtime, Exporter())  # type: ignore[arg-type]
+def _context(tmp_path: Path, answering: Answering, pcs: int = 6
+             ) -> tuple[RunContext, FakeBackend]:
+    """The real runtime of a lab on the fake backend, whose peers answer as told."""
+    backend = FakeBackend(answer=answering)
+    lab = fake_lab(tmp_path, TOPOLOGY.replace("count: 6", f"count: {pcs}"), backend)
+    return RunContext(lab.runtime, Exporter()), backend
 
 
 @pytest.mark.parametrize(("answer", "outcome"), [
@@ -120,26 +125,30 @@ def _context(runtime: AnsweringRuntime) -> RunContext:
     ({"ok": False, "path": "direct", "sent": 200, "received": 0},
      "call to pc2 failed: no media got through"),
 ])
-def test_the_call_outcome_says_how_the_media_went(answer: dict[str, Any],
-                                                 outcome: str) -> None:
-    runtime = AnsweringRuntime(answer)
-    assert call(_context(runtime), "pc1", {"to": "pc2", "seconds": 0.0}) == outcome
-    (name, path, timeout), = runtime.asked
-    assert (name, path) == ("pc1", "/call?to=pc2&seconds=0") and timeout >= 30
+def test_the_call_outcome_says_how_the_media_went(answer: dict[str, Any], outcome: str,
+                                                 tmp_path: Path) -> None:
+    answering = Answering(answer)
+    context, backend = _context(tmp_path, answering)
+    assert call(context, "pc1", {"to": "pc2", "seconds": 0.0}) == outcome
+    (url, timeout), = answering.asked
+    pc1 = context.runtime.node("pc1").mgmt_address or ""
+    assert url == f"http://{pc1.split('/')[0]}:9100/call?to=pc2&seconds=0" and timeout >= 30
+    assert backend.commands[-1][0] == "tb-calls--mgmt"  # asked over the management network
 
 
 def test_calls_in_progress_never_delay_the_restarts_scheduled_meanwhile(
         tmp_path: Path) -> None:
     calls = [Event(0.0, "call", (f"pc{i}",), {"to": "sn", "seconds": 1.5}, 0)
-             for i in range(40)]  # more calls than the engine has workers
+             for i in range(1, 41)]  # more calls than the engine has workers
     restart = Event(0.3, "host_down", ("sn",), {"mode": "hard"}, 1)
-    runtime = AnsweringRuntime({"ok": True, "path": "direct", "sent": 1, "received": 1})
-    engine = Engine([*calls, restart], _context(runtime), StepLog(tmp_path / "steps.jsonl"),
-                    workers=8)
+    context, backend = _context(tmp_path, Answering({"ok": True, "path": "direct", "sent": 1,
+                                                     "received": 1}), pcs=40)
+    engine = Engine([*calls, restart], context, StepLog(tmp_path / "steps.jsonl"), workers=8)
     began = time.monotonic()
     assert engine.run(0.4)
-    (down,) = runtime.downs
+    (down,) = [at for at, text in backend.timeline if text == "set_links sn down"]
     assert down - began < 1.2  # on time, though 40 calls of 1.5 s were under way
     log = [json.loads(line) for line in (tmp_path / "steps.jsonl").read_text().splitlines()]
-    assert sum(1 for e in log if e["action"] == "call") == 40  # the run waited for them
+    outcomes = [e["outcome"] for e in log if e["action"] == "call"]
+    assert outcomes == ["direct call to sn: 1 media packets received, 1 sent"] * 40  # waited
     assert time.monotonic() - began >= 1.5

@@ -1,5 +1,5 @@
-"""The scenario engine and the outcome metrics, on fakes (pure logic; real labs are in
-tests/integration/test_outage_scenarios.py)."""
+"""The scenario engine and the outcome metrics without a kernel: the real engine, Lab and
+runtime on the fake backend (real labs are in tests/integration/test_outage_scenarios.py)."""
 
 from __future__ import annotations
 
@@ -11,32 +11,14 @@ from typing import Any
 
 import pytest
 
+from testbed.backends.fake import FakeBackend
+from testbed.lab.lab import Lab
 from testbed.metrics.exporter import read_net_dev
 from testbed.metrics.outcome import Trigger, needing_login, summarize
 from testbed.scenario.actions import Event, RunContext, default_actions, schedule
 from testbed.scenario.engine import Engine, StepLog
 from testbed.scenario.model import Selector, StepSpec
 from testbed.topology.loader import load_topology_text
-
-
-class FakeRuntime:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, float]] = []
-        self.lock = threading.Lock()
-
-    def _note(self, what: str, node: str) -> None:
-        with self.lock:
-            self.calls.append((what, node, time.monotonic()))
-
-    def host_down(self, node: str, mode: str) -> int:
-        if node == "broken":
-            raise RuntimeError("no such namespace")
-        self._note("down", node)
-        return 1
-
-    def host_up(self, node: str) -> int:
-        self._note("up", node)
-        return 1
 
 
 class FakeExporter:
@@ -62,11 +44,36 @@ class FakePrometheus:
         return 1.0 if time.monotonic() - self.since >= self.true_after else None
 
 
+LAB = """
+name: eng
+nodes:
+  core: {kind: router}
+  a: {kind: host, uplink: {to: core}}
+  b: {kind: host, uplink: {to: core}}
+  ok: {kind: host, uplink: {to: core}}
+"""
+
+
+def fake_lab(tmp_path: Path, text: str = LAB, backend: FakeBackend | None = None) -> Lab:
+    """A lab on the fake backend: the real Lab, runtime and journal, no kernel."""
+    path = tmp_path / "lab.yaml"
+    path.write_text(text)
+    return Lab.up(path, backend=backend or FakeBackend(), state_dir=tmp_path / "state")
+
+
 def _engine(events: list[Event], tmp_path: Path, prometheus: Any = None
-            ) -> tuple[Engine, FakeRuntime, FakeExporter]:
-    runtime, exporter = FakeRuntime(), FakeExporter()
-    context = RunContext(runtime, exporter, prometheus)  # type: ignore[arg-type]
-    return Engine(events, context, StepLog(tmp_path / "steps.jsonl")), runtime, exporter
+            ) -> tuple[Engine, FakeBackend, FakeExporter]:
+    """The real engine acting on a real LabRuntime whose backend is the fake."""
+    backend, exporter = FakeBackend(), FakeExporter()
+    lab = fake_lab(tmp_path, backend=backend)
+    context = RunContext(lab.runtime, exporter, prometheus)
+    return Engine(events, context, StepLog(tmp_path / "steps.jsonl")), backend, exporter
+
+
+def _links(backend: FakeBackend, began: float, direction: str) -> dict[str, float]:
+    """When each node's links went down (or up), seconds after `began`."""
+    return {text.split()[1]: at - began for at, text in backend.timeline
+            if text.startswith("set_links") and text.endswith(direction)}
 
 
 def _log(tmp_path: Path) -> list[dict[str, Any]]:
@@ -77,13 +84,14 @@ def test_events_run_at_their_time_and_are_logged_with_lateness(tmp_path: Path) -
     events = [Event(0.2, "host_down", ("a", "b"), {"mode": "hard"}, 0),
               Event(0.5, "host_up", ("a", "b"), {}, 0),
               Event(0.5, "mark", (), {"text": "back"}, 1)]
-    engine, runtime, exporter = _engine(events, tmp_path)
+    engine, backend, exporter = _engine(events, tmp_path)
     began = time.monotonic()
     assert engine.run(0.6)
-    downs = [t - began for what, _, t in runtime.calls if what == "down"]
-    ups = [t - began for what, _, t in runtime.calls if what == "up"]
-    assert len(downs) == 2 and all(0.19 <= t < 0.4 for t in downs)
-    assert len(ups) == 2 and all(0.49 <= t < 0.7 for t in ups)
+    downs, ups = _links(backend, began, "down"), _links(backend, began, "up")
+    assert set(downs) == {"a", "b"} and all(0.19 <= t < 0.4 for t in downs.values())
+    assert set(ups) == {"a", "b"} and all(0.49 <= t < 0.7 for t in ups.values())
+    assert sorted(c for c in backend.calls if c.startswith("start_services")) == [
+        "start_services a", "start_services b"]  # a reboot starts the services again
     assert exporter.down == set()
     log = _log(tmp_path)
     assert len(log) == 5  # one line per node and per timeline event
@@ -94,31 +102,32 @@ def test_events_run_at_their_time_and_are_logged_with_lateness(tmp_path: Path) -
 def test_a_failing_node_is_logged_and_the_run_goes_on(tmp_path: Path) -> None:
     events = [Event(0.0, "host_down", ("broken", "ok"), {}, 0),
               Event(0.1, "host_up", ("ok",), {}, 0)]
-    engine, runtime, _ = _engine(events, tmp_path)
+    engine, backend, _ = _engine(events, tmp_path)
     assert engine.run(0.2)
     outcomes = {(e["action"], e["node"]): e["outcome"] for e in _log(tmp_path)}
-    assert outcomes[("host_down", "broken")].startswith("error: no such namespace")
-    assert [c[:2] for c in runtime.calls] == [("down", "ok"), ("up", "ok")]
+    assert outcomes[("host_down", "broken")] == "error: no node 'broken' in lab 'eng'"
+    acted = [c for c in backend.calls[2:] if c.startswith("set_links")]  # after the build
+    assert acted == ["set_links ok down", "set_links ok up"]
 
 
 def test_wait_until_holds_the_rest_of_the_timeline_back(tmp_path: Path) -> None:
     events = [Event(0.0, "wait_until", (), {"query": "up", "timeout": 5}, 0),
               Event(0.1, "host_down", ("a",), {}, 1)]
-    engine, runtime, _ = _engine(events, tmp_path, FakePrometheus(true_after=1.0))
+    engine, backend, _ = _engine(events, tmp_path, FakePrometheus(true_after=1.0))
     began = time.monotonic()
     assert engine.run(0.2)
-    (_, _, at), = runtime.calls
-    assert 1.0 <= at - began < 1.6  # held ~1 s, then 0.1 s later
+    assert list(_links(backend, began, "down")) == ["a"]
+    assert 1.0 <= _links(backend, began, "down")["a"] < 1.6  # held ~1 s, then 0.1 s later
     down = next(e for e in _log(tmp_path) if e["action"] == "host_down")
     assert down["planned"] == pytest.approx(0.1) and down["due"] >= 1.0
 
 
 def test_stop_ends_the_run_before_later_events(tmp_path: Path) -> None:
     events = [Event(5.0, "host_down", ("a",), {}, 0)]
-    engine, runtime, _ = _engine(events, tmp_path)
+    engine, backend, _ = _engine(events, tmp_path)
     threading.Timer(0.2, engine.stop).start()
     assert engine.run(6.0) is False
-    assert runtime.calls == []
+    assert backend.calls == ["preflight", "build"]  # the lab was built, then nothing
 
 
 def test_every_scheduled_action_has_an_executor() -> None:

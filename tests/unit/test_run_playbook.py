@@ -20,7 +20,7 @@ from testbed.scenario.engine import Engine, StepLog
 from testbed.scenario.loader import PLAYBOOKS_DIR, load_scenario
 from testbed.scenario.playbook_step import run_playbook, task_entry
 from testbed.topology.loader import load_topology_text
-from tests.unit.test_engine import FakeExporter, FakeRuntime
+from tests.unit.test_engine import FakeExporter, fake_lab
 
 TOPOLOGY = """
 name: pb
@@ -102,7 +102,7 @@ def test_runner_events_become_step_log_entries() -> None:
 
 def _engine(events: list[Event], tmp_path: Path, actions: ActionRegistry | None = None
             ) -> Engine:
-    context = RunContext(FakeRuntime(), FakeExporter())  # type: ignore[arg-type]
+    context = RunContext(fake_lab(tmp_path).runtime, FakeExporter())
     return Engine(events, context, StepLog(tmp_path / "steps.jsonl"),
                   actions=actions or default_actions())
 
