@@ -140,3 +140,19 @@ def test_schema_output_file(tmp_path: Path, schema: dict[str, Any]) -> None:
     subprocess.run([sys.executable, "-m", "testbed", "schema", "-o", str(out)], cwd=REPO,
                    check=True, timeout=60, capture_output=True)
     assert json.loads(out.read_text()) == schema
+
+
+def test_every_kind_section_of_the_model_is_owned_by_a_kind() -> None:
+    """The sections a node may carry are the kinds' (nodes/*.py `sections`): a section the
+    model has and no kind owns would be accepted on every node and ignored; one a kind
+    claims and the model lacks could never be written. The schema names every kind."""
+    from testbed.nodes.registry import default_registry
+
+    registry = default_registry()
+    common = {"kind", "group", "count", "vary", "labels", "uplink", "links", "held_back"}
+    node_fields = {f.name for f in dataclasses.fields(model.NodeSpec)} - common
+    assert node_fields == set(registry.sections())
+    assert set(registry.sections()) <= {f.name for f in dataclasses.fields(model.Node)}
+    described = topology_schema()["definitions"]["NodeSpec"]["properties"]["kind"]
+    listed = described["description"].split(": ", 1)[1].split(", ")
+    assert sorted(listed) == registry.names()
