@@ -29,8 +29,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from mininet.log import setLogLevel
 
-    from testbed.cli.common import find
-    from testbed.lab.lab import Lab, default_backend
+    from testbed.lab.lab import Lab
     from testbed.mininet.net import LabCLI, LabNet
 
     if os.geteuid() != 0:
@@ -38,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
                            "root (sudo)")
     if args.script and not os.path.isfile(args.script):
         raise TestbedError(f"no such script file {args.script!r}")
-    lab = Lab(find(args, args.name), default_backend())
+    lab = Lab.attach(args.name, state_dir=args.state_dir)
     setLogLevel("output")
     net = LabNet(lab)
     print(f"*** lab {lab.name!r}: {len(net.hosts)} hosts, {len(net.switches)} switches, "

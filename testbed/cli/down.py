@@ -6,8 +6,6 @@ import argparse
 import sys
 from typing import Any
 
-from testbed.cli.common import find
-
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("down", help="remove a lab (root)",
@@ -21,7 +19,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from testbed.lab.lab import Lab, default_backend
+    from testbed.lab.lab import Lab
     from testbed.lab.state import list_labs, state_root
     from testbed.progress import Progress
 
@@ -34,14 +32,14 @@ def run(args: argparse.Namespace) -> int:
     if (name and name not in labs) or (not name and not labs):
         print(f"lab {name!r} is not up; nothing to do" if name else "no lab is up; nothing to do")
         return 0
-    state = find(args, name)
+    lab = Lab.attach(name, state_dir=args.state_dir)
     from testbed.metrics.recover import orphaned_runs, recover
 
-    orphans = orphaned_runs(state.read().processes)  # before their Prometheus is stopped
-    notes = Lab(state, default_backend()).down(Progress(enabled=not args.quiet))
+    orphans = orphaned_runs(lab.state.read().processes)  # before their Prometheus stops
+    notes = lab.down(Progress(enabled=not args.quiet))
     for note in notes:
         print(f"  {note}", file=sys.stderr)
-    print(f"lab {state.lab!r} is down")
+    print(f"lab {lab.name!r} is down")
     for run_dir in orphans:
         print(f"run {run_dir} was interrupted (its `testbed run` is gone): recovering its "
               "results from disk")

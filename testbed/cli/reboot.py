@@ -4,10 +4,9 @@ what playbooks/patch-tuesday.yml calls for each patched host)."""
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
-from testbed.cli.common import add_lab_arg, find
+from testbed.cli.common import add_lab_arg
 
 
 def add_parser(sub: Any) -> None:
@@ -28,16 +27,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from testbed.lab.lab import Lab, default_backend
+    from testbed.lab.lab import Lab
 
-    runtime = Lab(find(args), default_backend()).runtime
-    for node in args.nodes:
-        runtime.node(node)  # unknown or namespace-less nodes fail before anything happens
-    for node in args.nodes:
-        killed = runtime.host_down(node, args.mode)
-        print(f"{node}: down ({killed} processes ended, links down)", flush=True)
-    time.sleep(max(0.0, args.down_time))
-    for node in args.nodes:
-        started = runtime.host_up(node)
-        print(f"{node}: up again ({started} services started)", flush=True)
+    lab = Lab.attach(args.lab, state_dir=args.state_dir)
+    lab.reboot(*args.nodes, down_time=args.down_time, mode=args.mode,
+               say=lambda text: print(text, flush=True))
     return 0

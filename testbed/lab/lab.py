@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
@@ -197,18 +197,24 @@ class Lab:
         return iperf(self[client], self[server], seconds, udp_bw)
 
     # --- changing it --------------------------------------------------------------------
-    def reboot(self, *nodes: str, down_time: float = 5.0, mode: str = "hard") -> None:
+    def reboot(self, *nodes: str, down_time: float = 5.0, mode: str = "hard",
+               say: Callable[[str], None] | None = None) -> None:
         """Reboot nodes as a PC reboots: processes die, links go down for `down_time`,
-        then links, routes and services come back."""
+        then links, routes and services come back. `say` hears each node go and return
+        (`testbed reboot` prints it)."""
         import time
 
         for node in nodes:
             self.runtime.node(node)  # unknown or namespace-less nodes fail first
         for node in nodes:
-            self.runtime.host_down(node, mode)
+            killed = self.runtime.host_down(node, mode)
+            if say:
+                say(f"{node}: down ({killed} processes ended, links down)")
         time.sleep(max(0.0, down_time))
         for node in nodes:
-            self.runtime.host_up(node)
+            started = self.runtime.host_up(node)
+            if say:
+                say(f"{node}: up again ({started} services started)")
 
     def link(self, a: str, b: str, up: bool) -> None:
         """Take the link between two nodes down or up, both ends (Mininet's `link a b

@@ -10,7 +10,7 @@ import pytest
 
 from testbed import Lab, LabNode
 from testbed.backends.fake import FakeBackend
-from testbed.errors import LabError
+from testbed.errors import LabError, StepError
 from testbed.metrics.exporter import TestbedExporter
 from testbed.scenario.actions import RunContext
 from testbed.scenario.engine import Engine, StepLog
@@ -135,3 +135,23 @@ def test_set_link_takes_a_scenarios_keys_and_units(tmp_path: Path, topology_file
         assert any(c.startswith("shape") and "rate=256000" in c for c in backend.calls)
         with pytest.raises(LabError, match="set_link home1: unknown key 'speed'"):
             lab.set_link("home1", speed="1Mbit")
+
+
+def test_reboot_takes_nodes_down_then_up_and_says_so(tmp_path: Path, topology_file: Path
+                                                     ) -> None:
+    """What `testbed reboot` prints comes from Lab.reboot, which a scenario's reboot and
+    the Python API share."""
+    backend, said = FakeBackend(), []
+    with Lab.up(topology_file, backend=backend, state_dir=tmp_path) as lab:
+        with pytest.raises(StepError, match="no node 'nope'"):
+            lab.reboot("home1", "nope", down_time=0)
+        assert not any(c.startswith("set_links") for c in backend.calls)  # nothing went down
+        lab.reboot("home1", "home2", down_time=0, say=said.append)
+        acted = [c for c in backend.calls if c.startswith(("set_links", "start_services"))]
+        assert acted == ["set_links home1 down", "set_links home2 down",
+                         "set_links home1 up", "start_services home1",
+                         "set_links home2 up", "start_services home2"]
+    assert said == ["home1: down (0 processes ended, links down)",
+                    "home2: down (0 processes ended, links down)",
+                    "home1: up again (1 services started)",
+                    "home2: up again (1 services started)"]
