@@ -43,3 +43,8 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    """The public names too (imported lazily), for help() and tab completion."""
+    return sorted({*globals(), *__all__})

@@ -155,3 +155,23 @@ def test_reboot_takes_nodes_down_then_up_and_says_so(tmp_path: Path, topology_fi
                     "home2: down (0 processes ended, links down)",
                     "home1: up again (1 services started)",
                     "home2: up again (1 services started)"]
+
+
+def test_the_package_exports_its_curated_api_lazily() -> None:
+    """`from testbed import ...` offers exactly the documented names; importing the
+    package alone loads none of the lab's machinery (so `testbed --help` stays fast)."""
+    import subprocess
+    import sys
+
+    import testbed
+
+    assert sorted(testbed.__all__) == ["Lab", "LabNode", "TestbedError", "Topology",
+                                       "__version__", "load_topology"]
+    assert set(testbed.__all__) <= set(dir(testbed))
+    assert all(getattr(testbed, name) is not None for name in testbed.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'NetnsBackend'"):
+        testbed.NetnsBackend  # noqa: B018
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, testbed; print(sorted(sys.modules))"],
+        capture_output=True, text=True, check=True).stdout
+    assert "testbed.lab" not in loaded and "testbed.backends" not in loaded
