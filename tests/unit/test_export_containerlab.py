@@ -5,6 +5,7 @@ errors for what either direction cannot express. Pure: no root, no lab."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -39,7 +40,7 @@ from tests.integration import (
     test_ovs_switch,
 )
 
-SCHEMA = REPO.parent / "shared" / "schemas" / "containerlab.clab.schema.json"
+SCHEMA_NAME = Path("shared", "schemas", "containerlab.clab.schema.json")
 DEFAULT = REPO / "topologies" / "skype-2007.yaml"
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -62,10 +63,24 @@ TEST_TOPOLOGIES = {
 }
 
 
+def schema_path() -> Path:
+    """containerlab's schema: $TESTBED_CLAB_SCHEMA, else ../shared/schemas/ beside the
+    checkout or beside any directory above it (a worktree in /work/wt/<name> finds
+    /work/shared as /work/main does). Absent, the test fails saying where it looked."""
+    if os.environ.get("TESTBED_CLAB_SCHEMA"):
+        return Path(os.environ["TESTBED_CLAB_SCHEMA"])
+    candidates = [parent / SCHEMA_NAME for parent in REPO.parents]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        pytest.fail(f"containerlab's JSON Schema not found (looked for {SCHEMA_NAME} above "
+                    f"{REPO}); set TESTBED_CLAB_SCHEMA to its path")
+    return found
+
+
 def validator() -> jsonschema.Draft7Validator:
     """containerlab's schema; its `\\p{N}\\p{L}` (letters/digits in interface zones) is
     spelled the way Python's re understands."""
-    text = SCHEMA.read_text().replace(r"[\\p{N}\\p{L}]", r"[^\\W_]")
+    text = schema_path().read_text().replace(r"[\\p{N}\\p{L}]", r"[^\\W_]")
     return jsonschema.Draft7Validator(json.loads(text))
 
 
