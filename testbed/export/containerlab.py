@@ -4,8 +4,8 @@ Interfaces are renamed the containerlab way: its management interface is eth0, s
 node's emulated eth<k> becomes eth<k+1>, and the kinds' setup (NAT, firewall, services)
 is computed on that renamed plan, so every rule names the interfaces that will exist.
 A switch becomes a node holding a Linux bridge over its ports (shaped as in the native
-fabric). Each node's `configure` stage waits for its gateway's, so NATs and routers are
-ready before the hosts behind them.
+fabric). Each node's commands are its `configure` stage's on-exit execs and the stage
+waits for its gateway's, so NATs and routers are set up before the hosts behind them.
 """
 
 from __future__ import annotations
@@ -154,12 +154,8 @@ def export_containerlab(topology: Topology, plan: NetworkPlan,
         entry["labels"] = {**_labels(spec.labels), "testbed-kind": spec.kind}
         if spec.env:
             entry["env"] = dict(spec.env)
-        gateway = spec.uplink  # a switch waits for its own gateway in turn
-        if gateway:
-            entry["stages"] = {"configure": {"wait-for": [{"node": gateway,
-                                                           "stage": "configure"}]}}
+        entry["stages"] = {"configure": _configure_stage(spec.uplink, commands)}
         entry["config"] = {"vars": {metadata.KEY: metadata.node_vars(spec)}}
-        entry["exec"] = [c.replace("$", "$$") for c in commands]  # clab expands $VARS
         nodes[name] = entry
 
     document = {
@@ -177,6 +173,21 @@ def export_containerlab(topology: Topology, plan: NetworkPlan,
         },
     }
     return Export(document, notes)
+
+
+def _configure_stage(gateway: str | None, commands: list[str]) -> dict[str, Any]:
+    """The node's commands as its configure stage's on-exit execs, waiting for its
+    gateway's (a switch waits for its own gateway in turn). containerlab marks a stage
+    done only after its on-exit execs have run, and releases the nodes that wait for it
+    after that; a node's plain `exec:` list runs after the stage is done, racing the
+    nodes behind it. So only here does `wait-for` mean the NAT's rules and the router's
+    routes are in place before the hosts behind them start their services."""
+    stage: dict[str, Any] = {}
+    if gateway:
+        stage["wait-for"] = [{"node": gateway, "stage": "configure"}]
+    # containerlab expands $VARS in the file: a literal $ is written $$
+    stage["exec"] = [{"command": c.replace("$", "$$"), "phase": "on-exit"} for c in commands]
+    return stage
 
 
 def _labels(labels: dict[str, Any]) -> dict[str, Any]:

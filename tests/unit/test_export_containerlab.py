@@ -97,6 +97,15 @@ def exported(topology: Topology, **options: Any) -> dict[str, Any]:
     return document
 
 
+def commands(node: dict[str, Any]) -> list[str]:
+    """An exported node's commands: its configure stage's on-exit execs, run in the
+    node (the form the export writes), `$$` as containerlab hands it over, `$`."""
+    execs = node["stages"]["configure"]["exec"]
+    assert all(e["phase"] == "on-exit" and e.get("target", "container") == "container"
+               for e in execs), execs
+    return [e["command"].replace("$$", "$") for e in execs]
+
+
 def assert_valid(document: dict[str, Any]) -> None:
     errors = [f"{'/'.join(map(str, e.path))}: {e.message[:200]}"
               for e in validator().iter_errors(document)]
@@ -147,10 +156,15 @@ def test_the_default_topology_exports_valid_and_round_trips(tmp_path: Path) -> N
         {"node": "home001-nat", "stage": "configure"}]
     assert nodes["corp01"]["stages"]["configure"]["wait-for"][0]["node"] == "corp-lan"
     assert nodes["corp-lan"]["stages"]["configure"]["wait-for"][0]["node"] == "corp-fw"
+    # ... and that waits for their commands: containerlab runs a stage's on-exit execs
+    # before it releases the nodes waiting for the stage, while a plain `exec:` list runs
+    # after, racing them; so every command is an on-exit exec, none a plain exec line
+    assert not any("exec" in n for n in nodes.values())
+    assert "nft " in "\n".join(commands(nodes["home001-nat"]))
     # the same addresses as the native lab, on containerlab's names (eth0 is mgmt)
     plan = build_plan(topology)
     wan = plan.nodes["home001-nat"].interfaces[0]
-    assert f"ip addr add {wan.address} dev eth1" in nodes["home001-nat"]["exec"]
+    assert f"ip addr add {wan.address} dev eth1" in commands(nodes["home001-nat"])
     assert nodes["home001"]["mgmt-ipv4"] == plan.nodes["home001"].mgmt_address.split("/")[0]
     assert digest(build_plan(round_trip(topology, tmp_path))) == digest(plan)
 
@@ -171,21 +185,21 @@ def test_exec_lines_are_the_backends_own_rules() -> None:
         command: "my-server --listen {addr} --dir {state_dir}", env: {MODE: fast}}
 """)
     nodes = exported(topology, state_root="/srv/tb")["topology"]["nodes"]
-    fw = "\n".join(nodes["corp-fw"]["exec"])
+    fw = "\n".join(commands(nodes["corp-fw"]))
     assert 'oifname "eth1" masquerade' in fw          # the NAT's uplink is eth1 here
     assert 'iifname != "eth1" oifname "eth1" drop' in fw  # proxy-only egress
     assert 'iifname "eth0" drop' in fw and "mgmt0" not in fw
-    svc = nodes["svc"]["exec"]
+    svc = commands(nodes["svc"])
     assert "tc class add dev eth1 parent 1: classid 1:1 htb rate 1000000bit ceil 1000000bit " \
            "burst 3028 cburst 3028 quantum 1514" in svc
-    internet = "\n".join(nodes["internet"]["exec"])
+    internet = "\n".join(commands(nodes["internet"]))
     assert "numgen random mod 1000000 < 10000 drop" in internet  # loss without netem
     address = build_plan(topology).nodes["svc"].primary_address()
     assert any(f"setsid -f my-server --listen {address} --dir /srv/tb/svc" in line
                for line in svc), svc
     assert nodes["svc"]["env"] == {"MODE": "fast"}
     assert any("setsid -f tinyproxy -d -c /srv/tb/corp-proxy/tinyproxy.conf" in line
-               for line in nodes["corp-proxy"]["exec"])
+               for line in commands(nodes["corp-proxy"]))
 
 
 def test_delay_is_exported_as_netem_where_asked() -> None:
@@ -194,7 +208,7 @@ nodes:
   r: {kind: router}
   h: {kind: host, uplink: {to: r, delay: 20ms, loss: 1%}}
 """)
-    lines = exported(topology)["topology"]["nodes"]["h"]["exec"]
+    lines = commands(exported(topology)["topology"]["nodes"]["h"])
     assert "tc qdisc add dev eth1 root handle 10: netem delay 20.000ms loss 1.0000%" in lines
 
 
@@ -329,7 +343,7 @@ def test_the_node_image_has_every_program_the_exec_lines_run() -> None:
 overlay: {}
 """)
     programs = {p for node in exported(topology)["topology"]["nodes"].values()
-                for line in node["exec"] for p in programs_of(line)}
+                for line in commands(node) for p in programs_of(line)}
     assert {"ip", "tc", "nft", "sysctl", "setsid", "tinyproxy", "python3"} <= programs
     unknown = programs - BASE - set(PROVIDER)
     assert not unknown, f"exec lines run programs the test does not know: {unknown}"
@@ -360,9 +374,9 @@ def test_large_nodes_stay_within_what_one_exec_line_may_carry(tmp_path: Path) ->
     in pieces, each far below Linux's 128 KiB per argument, that add up to the file."""
     hosts = "".join(f"\n  h{i}: {{kind: host, uplink: {{to: core}}}}" for i in range(40))
     nodes = exported(topology_of("nodes:\n  core: {kind: router}" + hosts))["topology"]["nodes"]
-    core = nodes["core"]["exec"]
+    core = commands(nodes["core"])
     assert "ip -batch /var/lib/testbed/core/ip.batch" in core and len(core) < 10, core
-    assert not any(line.startswith("ip -batch") for line in nodes["h1"]["exec"])
+    assert not any(line.startswith("ip -batch") for line in commands(nodes["h1"]))
 
     content = json.dumps({f"user{i:05}": "x" * 24 for i in range(4000)})  # ~150 kB
     lines = write_file(str(tmp_path / "login"), "peer.json", content)
