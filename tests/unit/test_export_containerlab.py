@@ -313,43 +313,91 @@ def test_cli_export_writes_the_file_and_up_accepts_it(tmp_path: Path) -> None:
 # the Debian package that brings each program the exec lines run (sh, mkdir, printf and
 # cd come with every Debian image)
 PROVIDER = {"ip": "iproute2", "tc": "iproute2", "nft": "nftables", "sysctl": "procps",
-            "setsid": "util-linux", "tinyproxy": "tinyproxy",
+            "setsid": "util-linux", "tinyproxy": "tinyproxy", "kamailio": "kamailio",
+            "baresip": "baresip-core", "opentracker": "opentracker",
             "python3": "python3"}
+# what a `python3 -m MODULE` line needs beyond the project itself (it runs the program
+# or imports the binding), as playbooks/lab.yml installs it for the native lab
+MODULE_NEEDS: dict[str, set[str]] = {
+    "testbed": set(), "testbed.p2p.origin": {"lighttpd"},
+    "testbed.p2p.origin_exporter": set(), "testbed.p2p.client": {"python3-libtorrent"}}
 BASE = {"sh", "mkdir", "printf", "cd", "true", "env"}  # in every Debian image
 WRAPPERS = {"exec", "env", "setsid", "-f"}  # what stands before the program in a script
+SEPARATORS = {"&&", "||", ";", "|"}
+
+
+def commands_in(line: str) -> list[list[str]]:
+    """The commands an exec line runs, each as its words: the line itself, and in
+    `sh -c SCRIPT` each command of the script (redirections dropped)."""
+    words = shlex.split(line)
+    if words[:2] != ["sh", "-c"]:
+        return [words]
+    lexer = shlex.shlex(words[2], posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    out: list[list[str]] = [[]]
+    skip = False
+    for token in lexer:
+        if skip:
+            skip = False  # the file (or descriptor) a redirection names
+        elif token in SEPARATORS:
+            out.append([])
+        elif token in (">", ">>", "<", ">&"):
+            skip = True
+        else:
+            out[-1].append(token)
+    return [words[:1], *(c for c in out if c)]
 
 
 def programs_of(line: str) -> set[str]:
-    """The programs an exec line runs: its first word, and in `sh -c SCRIPT` each
-    command of the script (past exec/env/setsid wrappers, which count themselves)."""
-    words = shlex.split(line.replace("$$", "$"))
-    found = {words[0]}
-    if words[:2] == ["sh", "-c"]:
-        for part in re.split(r"&&|;|\|\|", words[2]):
-            command = [w for w in shlex.split(part) if "=" not in w or w.startswith("-")]
-            while command and command[0] in WRAPPERS:
-                found.add(command.pop(0))
-            found.update(command[:1])
+    """The programs an exec line runs (past exec/env/setsid wrappers, which count
+    themselves), with `python3 -m MODULE` as `python3 -m MODULE`."""
+    found = set()
+    for command in commands_in(line):
+        command = [w for w in command if "=" not in w or w.startswith("-")]
+        while command and command[0] in WRAPPERS:
+            found.add(command.pop(0))
+        if command[:2] == ["python3", "-m"]:
+            found.add(f"python3 -m {command[2]}")
+        found.update(command[:1])
     return found - {"exec", "-f"}
 
 
 def test_the_node_image_has_every_program_the_exec_lines_run() -> None:
+    """Every program an exported node runs, for every node kind the shipped topologies
+    use (the reference overlay, the proxy-only site, SIP, the P2P CDN), comes from a
+    package the image installs, as the native lab's playbook installs it."""
     containerfile = (REPO / "images" / "node" / "Containerfile").read_text()
     installed = set(re.findall(r"[a-z0-9][a-z0-9.+-]+", containerfile.split(
         "apt-get install", 1)[1].split("&&", 1)[0]))
+    playbook = yaml.safe_load((REPO / "playbooks" / "lab.yml").read_text())
+    lab_packages = set(playbook[0]["vars"]["lab_packages"])
     topology = topology_of("nodes:" + site_checks.CORP_SITE + """
   home-nat: {kind: nat, nat: {type: full-cone}, uplink: {to: internet, loss: 1%}}
   home: {kind: peer, uplink: {to: home-nat, bandwidth: 10Mbit, queue: 20}}
 overlay: {}
 """)
-    programs = {p for node in exported(topology)["topology"]["nodes"].values()
+    documents = [exported(topology),
+                 exported(load_topology(REPO / "topologies" / "sip-2007.yaml",
+                                        {"homes": "2", "corp_hosts": "1"})),
+                 exported(load_topology(REPO / "topologies" / "p2p-cdn.yaml",
+                                        {"seeds": "1", "homes": "2"}))]
+    programs = {p for document in documents for node in document["topology"]["nodes"].values()
                 for line in commands(node) for p in programs_of(line)}
-    assert {"ip", "tc", "nft", "sysctl", "setsid", "tinyproxy", "python3"} <= programs
-    unknown = programs - BASE - set(PROVIDER)
+    assert {"ip", "tc", "nft", "sysctl", "setsid", "tinyproxy", "python3", "kamailio",
+            "baresip", "opentracker", "python3 -m testbed.p2p.client"} <= programs
+    modules = {p.removeprefix("python3 -m ") for p in programs if p.startswith("python3 -m ")}
+    assert modules <= set(MODULE_NEEDS), f"exec lines run modules the test does not know: " \
+        f"{modules - set(MODULE_NEEDS)}"
+    unknown = programs - BASE - set(PROVIDER) - {f"python3 -m {m}" for m in modules}
     assert not unknown, f"exec lines run programs the test does not know: {unknown}"
-    missing = {PROVIDER[p] for p in programs - BASE} - installed
+    needed = {PROVIDER[p] for p in programs - BASE if p in PROVIDER}
+    needed |= {package for m in modules for package in MODULE_NEEDS[m]}
+    assert needed - {"python3", "util-linux"} <= lab_packages  # the native lab's names
+    missing = needed - installed
     assert not missing, f"the node image lacks {missing}"
     assert "pip install" in containerfile and "ENV PATH=/opt/testbed/venv/bin" in containerfile
+    # the venv's python3 runs the peers, so it must see Debian's libtorrent binding
+    assert "venv --system-site-packages /opt/testbed/venv" in containerfile
 
 
 def test_the_docs_name_the_export_and_import_commands_and_every_option() -> None:
