@@ -294,6 +294,67 @@ def test_what_cannot_be_imported_says_what_is_supported(tmp_path: Path) -> None:
     assert "supported: kind linux nodes; veth links" in text
 
 
+STAGED = """\
+name: staged
+topology:
+  groups:
+    routers: {kind: linux, exec: [sysctl -w net.ipv4.ip_forward=1]}
+  nodes:
+    r1:
+      group: routers
+      exec: [ip addr add 10.0.1.1/24 dev eth1]
+    h1:
+      kind: linux
+      stages:
+        configure:
+          wait-for: [{node: r1, stage: configure}]
+          exec:
+            - {command: ip addr add 10.0.1.10/24 dev eth1, phase: on-exit}
+            - {command: ip route add default via 10.0.1.1, phase: on-exit}
+  links:
+    - endpoints: ["r1:eth1", "h1:eth1"]
+"""
+
+
+def test_exec_lines_are_read_where_containerlab_reads_them(tmp_path: Path) -> None:
+    """A group's exec lines apply to its nodes, and stages' container execs count as
+    exec lines (the form `testbed export` itself writes)."""
+    path = tmp_path / "staged.clab.yml"
+    path.write_text(STAGED)
+    topology = load_topology(path)
+    assert topology.nodes["r1"].kind == "router" and topology.nodes["h1"].uplink == "r1"
+    plan = build_plan(topology)
+    assert plan.nodes["h1"].addresses() == ["10.0.1.10"]
+    assert [(r.destination, r.via) for r in plan.nodes["h1"].routes] == [
+        ("default", "10.0.1.1")]
+
+
+def test_node_settings_the_import_would_lose_fail_at_file_line(tmp_path: Path) -> None:
+    path = tmp_path / "lossy.clab.yml"
+    path.write_text(textwrap.dedent("""\
+        name: lossy
+        topology:
+          defaults: {kind: linux, image: alpine, binds: [./frr:/etc/frr]}
+          nodes:
+            web:
+              cmd: python3 -m http.server 80
+              stages:
+                create-links:
+                  exec: [{command: ip link add x type dummy, phase: on-exit, target: host}]
+            h: {}
+          links:
+            - endpoints: ["web:eth1", "h:eth1"]
+        """))
+    with pytest.raises(TopologyError) as err:
+        load_topology(path)
+    text = str(err.value)
+    assert f"{path}:3: topology.defaults.binds: node web: 'binds' cannot be imported" in text
+    assert "topology.defaults.binds: node h: 'binds' cannot be imported" in text
+    assert f"{path}:6: topology.nodes.web.cmd: node web: 'cmd' cannot be imported" in text
+    assert "topology.nodes.web.stages.create-links.exec[0]: node web: stage exec" in text
+    assert "only commands run in the node" in text and "node keys accepted: auto-remove" in text
+
+
 def test_cli_export_writes_the_file_and_up_accepts_it(tmp_path: Path) -> None:
     out = tmp_path / "lab.clab.yml"
     done = run_cli("export", str(DEFAULT), "--set", "homes=3", "-o", str(out),
