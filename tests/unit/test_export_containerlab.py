@@ -27,17 +27,22 @@ from testbed.topology.model import Topology
 from tests.conftest import REPO, run_cli
 from tests.integration import (
     site_checks,
+    test_bounded_logs,
     test_capture_lab,
     test_clab_replay,
     test_held_back,
+    test_interrupted_runs,
     test_inventory_lab,
     test_lab_smoke,
     test_lifecycle,
     test_login_saturation,
+    test_mininet_cli,
     test_nat_types,
     test_overlay_fuzz,
     test_overlay_lab,
     test_ovs_switch,
+    test_pytest_plugin_lab,
+    test_sweep_lab,
 )
 
 SCHEMA_NAME = Path("shared", "schemas", "containerlab.clab.schema.json")
@@ -60,6 +65,14 @@ TEST_TOPOLOGIES = {
     "overlay_lab.CALLS": test_overlay_lab.CALLS,
     "proxy": "nodes:" + site_checks.CORP_SITE,
     "clab_replay": test_clab_replay.TOPOLOGY,
+    "bounded_logs": test_bounded_logs.TOPOLOGY,
+    "interrupted_runs": test_interrupted_runs.TOPOLOGY.format(name="exp"),
+    "mininet_cli.NAT_LAB": test_mininet_cli.NAT_LAB,
+    "pytest_plugin_lab": test_pytest_plugin_lab.TOPOLOGY,
+    "sweep_lab": test_sweep_lab.TOPOLOGY.format(name="exp"),
+    # the shipped topologies the SIP and CDN tests run (the default one has its own test)
+    "sip-2007": (REPO / "topologies" / "sip-2007.yaml").read_text(),
+    "p2p-cdn": (REPO / "topologies" / "p2p-cdn.yaml").read_text(),
 }
 
 
@@ -86,7 +99,7 @@ def validator() -> jsonschema.Draft7Validator:
 
 def topology_of(text: str, name: str = "exp") -> Topology:
     body = textwrap.dedent(text)
-    if not body.lstrip().startswith("name:"):
+    if not re.search(r"(?m)^name:", body):
         body = f"name: {name}\n{body}"
     return load_topology_text(body, f"{name}.yaml")
 
