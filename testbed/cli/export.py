@@ -6,9 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testbed.cli.common import add_topology_args, load
+
+if TYPE_CHECKING:
+    from testbed.plan.model import NetworkPlan
+    from testbed.topology.model import Topology
 
 
 def add_parser(sub: Any) -> None:
@@ -31,9 +35,11 @@ def add_parser(sub: Any) -> None:
                    help="where each node keeps its files, <DIR>/<node> inside the node "
                         "(default /var/lib/testbed)")
     p.add_argument("--prometheus", metavar="FILE",
-                   help="also write the scrape targets (Prometheus file_sd JSON: every "
-                        "reference peer's management address:port, labelled node, kind, "
-                        "group) for a Prometheus on the management network")
+                   help="also write the scrape targets (Prometheus file_sd JSON: the "
+                        "management address:port of every node the native lab's Prometheus "
+                        "scrapes - reference peers, login servers, SIP registrars, the CDN's "
+                        "origin and PCs - labelled node, kind, group) for a Prometheus on "
+                        "the management network")
     p.set_defaults(run=run)
 
 
@@ -61,11 +67,25 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     if args.prometheus:
-        from testbed.metrics.prometheus import scrape_targets
-
-        port = topology.overlay.metrics_port if topology.overlay else 9100
-        targets = scrape_targets(plan, port)  # the export keeps the plan's mgmt addresses
+        targets = scrape_targets(topology, plan)
         Path(args.prometheus).write_text(json.dumps(targets, indent=1) + "\n")
         print(f"wrote {args.prometheus}: {len(targets)} scrape targets on the management "
               f"network (file_sd_configs)", file=sys.stderr)
     return 0
+
+
+def scrape_targets(topology: Topology, plan: NetworkPlan) -> list[dict[str, Any]]:
+    """The node targets the native lab's Prometheus scrapes (metrics/prometheus.py), on
+    the management addresses the export keeps: the reference overlay's peers and login
+    servers, the SIP registrars' own statistics, the CDN's origin and PCs. What runs
+    beside the lab natively (the testbed exporter, the SIP UA poller) is not a node."""
+    from testbed.metrics.prometheus import scrape_targets as overlay_targets
+    from testbed.p2p.targets import cdn_targets
+    from testbed.sip.monitor import scrape_configs as sip_scrape_configs
+
+    port = topology.overlay.metrics_port if topology.overlay else 9100
+    targets = overlay_targets(plan, port)
+    for job in sip_scrape_configs(plan):
+        if job["job_name"] == "kamailio":
+            targets += job["static_configs"]
+    return targets + cdn_targets(plan)

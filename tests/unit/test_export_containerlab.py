@@ -384,6 +384,30 @@ def test_cli_export_writes_the_file_and_up_accepts_it(tmp_path: Path) -> None:
     assert with_set.returncode == 2 and "has no parameters" in with_set.stderr
 
 
+@pytest.mark.parametrize(("topology", "params", "kinds"), [
+    ("skype-2007", ["homes=2"], {"peer", "login"}),
+    ("sip-2007", ["homes=2", "corp_hosts=1"], {"registrar"}),
+    ("p2p-cdn", ["seeds=1", "homes=2"], {"origin", "bt_peer"})])
+def test_prometheus_targets_are_the_exported_nodes_management_addresses(
+        topology: str, params: list[str], kinds: set[str], tmp_path: Path) -> None:
+    """--prometheus lists every node the native lab's Prometheus scrapes, whatever the
+    workload, at the management address the exported node gets."""
+    out, targets = tmp_path / "lab.clab.yml", tmp_path / "targets.json"
+    done = run_cli("export", str(REPO / "topologies" / f"{topology}.yaml"),
+                   *(a for p in params for a in ("--set", p)), "-o", str(out),
+                   "--prometheus", str(targets))
+    assert done.returncode == 0, done.stderr
+    nodes = yaml.load(out.read_text(), Loader=LOADER)["topology"]["nodes"]
+    listed = json.loads(targets.read_text())
+    assert {t["labels"]["kind"] for t in listed} == kinds
+    assert f"{len(listed)} scrape targets" in done.stderr
+    for target in listed:
+        node = target["labels"]["node"]
+        [address] = target["targets"]
+        assert address.rsplit(":", 1)[0] == nodes[node]["mgmt-ipv4"], target
+        assert nodes[node]["labels"]["testbed-kind"] == target["labels"]["kind"]
+
+
 # the Debian package that brings each program the exec lines run (sh, mkdir, printf and
 # cd come with every Debian image)
 PROVIDER = {"ip": "iproute2", "tc": "iproute2", "nft": "nftables", "sysctl": "procps",
