@@ -2,7 +2,7 @@
 containerlab itself cannot run: one namespace per node with a management eth0 on a
 management bridge (address `mgmt-ipv4`, default route via the management gateway, as
 docker gives it), the links as veths named as their endpoints, then exactly the node's
-commands (split as containerlab splits them, `$$` back to `$`) in containerlab's order:
+commands (split as containerlab splits them, clab_split, `$$` back to `$`) in containerlab's order:
 node by node in the order of the `configure` stage's `wait-for`, each node's configure
 on-enter then on-exit execs (containerlab releases the nodes waiting for a stage only
 after its on-exit execs ran). A node's plain `exec:` list runs only after the stage is
@@ -19,7 +19,6 @@ import contextlib
 import ipaddress
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -28,6 +27,65 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+
+def clab_split(command: str) -> list[str]:
+    """Words of an exec command as containerlab splits them (github.com/google/shlex, not
+    a POSIX shell): '...' is literal; in "..." a backslash escapes any character; a `#`
+    that starts a word comments out the rest of the line; an unclosed quote is an error."""
+    words: list[str] = []
+    word: list[str] | None = None  # None: between words
+    state, i = "start", 0
+    while i < len(command):
+        c = command[i]
+        i += 1
+        if state == "comment":
+            if c == "\n":
+                state = "start"
+            continue
+        if state == "single":
+            state = "word" if c == "'" else state
+            if c != "'":
+                assert word is not None
+                word.append(c)
+            continue
+        if state == "double":
+            assert word is not None
+            if c == '"':
+                state = "word"
+            elif c == "\\":
+                if i >= len(command):
+                    raise ValueError("EOF found after escape character")
+                word.append(command[i])
+                i += 1
+            else:
+                word.append(c)
+            continue
+        if c in " \t\r\n":
+            if word is not None:
+                words.append("".join(word))
+            word, state = None, "start"
+        elif c == "#" and word is None:
+            state = "comment"
+        elif c in "'\"":
+            word = [] if word is None else word
+            state = "single" if c == "'" else "double"
+        elif c == "\\":
+            if i >= len(command):
+                raise ValueError("EOF found after escape character")
+            word = [] if word is None else word
+            word.append(command[i])
+            i += 1
+            state = "word"
+        else:
+            word = [] if word is None else word
+            word.append(c)
+            state = "word"
+    if state in ("single", "double"):
+        raise ValueError("EOF found when expecting closing quote")
+    if word is not None:
+        words.append("".join(word))
+    return words
 
 
 def _run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -169,7 +227,7 @@ class ReplayLab:
     def _run_lines(self, node: str, commands: list[str]) -> None:
         env = self._env(node)
         for command in commands:
-            argv = shlex.split(command.replace("$$", "$"))
+            argv = clab_split(command.replace("$$", "$"))
             result = _run(["ip", "netns", "exec", self.ns(node), *argv], env=env)
             self.exec_log.append((node, command))
             assert result.returncode == 0, (

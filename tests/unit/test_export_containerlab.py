@@ -44,6 +44,7 @@ from tests.integration import (
     test_pytest_plugin_lab,
     test_sweep_lab,
 )
+from tests.integration.clab_replay import clab_split
 
 SCHEMA_NAME = Path("shared", "schemas", "containerlab.clab.schema.json")
 DEFAULT = REPO / "topologies" / "skype-2007.yaml"
@@ -512,6 +513,25 @@ def test_the_docs_name_the_export_and_import_commands_and_every_option() -> None
     assert "podman build -f images/node/Containerfile" in guide
     assert "podman build -f images/node/Containerfile" in (
         REPO / "images" / "node" / "Containerfile").read_text()
+
+
+def test_containerlab_splits_every_command_as_a_shell_would() -> None:
+    """containerlab splits a command with google/shlex, which is not a POSIX shell (a
+    word-leading `#` starts a comment, a backslash in double quotes escapes anything):
+    every exported command must come out as the words a shell would see."""
+    sources = [DEFAULT, REPO / "topologies" / "sip-2007.yaml",
+               REPO / "topologies" / "p2p-cdn.yaml"]
+    lines = {c for source in sources for node in exported(load_topology(
+        source, {"homes": "2"}))["topology"]["nodes"].values() for c in commands(node)}
+    assert len(lines) > 100
+    differ = [line for line in lines if clab_split(line) != shlex.split(line)]
+    assert not differ, differ[:3]
+    # the splitter itself, where google/shlex and a shell part ways
+    assert clab_split("echo a #b c") == ["echo", "a"] != shlex.split("echo a #b c")
+    assert clab_split('printf "a\\qb"') == ["printf", "aqb"]
+    assert clab_split("sh -c 'x && y'\"'\"'z'") == ["sh", "-c", "x && y'z"]
+    with pytest.raises(ValueError, match="closing quote"):
+        clab_split("nft 'table")
 
 
 def test_large_nodes_stay_within_what_one_exec_line_may_carry(tmp_path: Path) -> None:
