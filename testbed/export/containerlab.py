@@ -163,7 +163,9 @@ def export_containerlab(topology: Topology, plan: NetworkPlan,
         "mgmt": {"network": f"tb-{topology.name}", "ipv4-subnet": str(mgmt_net)},
         "topology": {
             "defaults": {
-                "kind": "linux", "image": options.image, "privileged": True,
+                # no `privileged:` key: containerlab runs every kind privileged by
+                # default, and releases before v0.78 reject the key (strict parsing)
+                "kind": "linux", "image": options.image,
                 "config": {"vars": {metadata.LAB_KEY: metadata.lab_vars(
                     topology.description, topology.addressing, topology.overlay,
                     dict(topology.params))}},

@@ -183,6 +183,29 @@ def test_the_default_topology_exports_valid_and_round_trips(tmp_path: Path) -> N
     assert digest(build_plan(round_trip(topology, tmp_path))) == digest(plan)
 
 
+# the node keys containerlab v0.60.0 (the first with stage execs as a list) reads, from
+# its types/node_definition.go: containerlab parses topologies strictly (UnmarshalStrict),
+# so a key an older release does not know fails the whole deploy
+CONTAINERLAB_V060_NODE_KEYS = {
+    "kind", "group", "type", "startup-config", "startup-delay", "enforce-startup-config",
+    "suppress-startup-config", "auto-remove", "restart-policy", "config", "image",
+    "image-pull-policy", "license", "position", "entrypoint", "cmd", "exec", "binds",
+    "ports", "mgmt-ipv4", "mgmt-ipv6", "publish", "env", "env-files", "user", "labels",
+    "network-mode", "sandbox", "kernel", "runtime", "cpu", "cpu-set", "memory", "sysctls",
+    "extras", "stages", "dns", "certificate", "healthcheck", "aliases"}
+
+
+def test_the_export_uses_only_keys_containerlab_v060_knows() -> None:
+    document = exported(load_topology(DEFAULT, {"homes": "3"}))
+    assert set(document) <= {"name", "prefix", "mgmt", "topology", "settings"}
+    assert set(document["topology"]["defaults"]) <= CONTAINERLAB_V060_NODE_KEYS
+    for name, node in document["topology"]["nodes"].items():
+        assert set(node) <= CONTAINERLAB_V060_NODE_KEYS, (name, set(node))
+        for stage in node["stages"].values():
+            assert set(stage) <= {"wait-for", "exec"}
+            assert all(set(e) <= {"command", "target", "phase"} for e in stage["exec"])
+
+
 @pytest.mark.parametrize("name", sorted(TEST_TOPOLOGIES))
 def test_each_test_topology_exports_valid_and_round_trips(name: str, tmp_path: Path) -> None:
     topology = topology_of(TEST_TOPOLOGIES[name])
