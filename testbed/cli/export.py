@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from testbed.topology.model import Topology
 
 
+DEPLOY = {"containerlab": "sudo containerlab deploy -t {file}",
+          "clabernetes": "clabverter --stdout --naming non-prefixed (in {file}'s directory) "
+                         "| kubectl apply -f -"}
+
+
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "export", help="write the lab as a containerlab topology (no root needed)",
@@ -25,8 +30,11 @@ def add_parser(sub: Any) -> None:
                     "containerlab, or with clabernetes through clabverter "
                     "(docs/multi-machine.md). `testbed up FILE.clab.yml` imports it again.")
     add_topology_args(p)
-    p.add_argument("--format", choices=["containerlab"], default="containerlab",
-                   help="output format (default containerlab)")
+    p.add_argument("--format", choices=["containerlab", "clabernetes"], default="containerlab",
+                   help="containerlab (default): each node's commands run in its configure "
+                        "stage, after its gateway's; clabernetes: the same file with the "
+                        "commands as plain exec: lines, for clabverter, which drops stages "
+                        "(pods come up in no particular order)")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="where to write it, e.g. lab.clab.yml (default: standard output)")
     p.add_argument("--image", help="the node image (default "
@@ -49,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     topology = load(args)
     plan = build_plan(topology)
-    options = ExportOptions()
+    options = ExportOptions(flavour=args.format)
     if args.image:
         options.image = args.image
     if args.state_root:
@@ -59,11 +67,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     text = export.dump()
     if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # e.g. c9s/lab.clab.yml
         Path(args.output).write_text(text)
         nodes = len(export.document["topology"]["nodes"])
         links = len(export.document["topology"]["links"])
         print(f"wrote {args.output}: containerlab topology {topology.name!r}, {nodes} nodes, "
-              f"{links} links. Deploy: sudo containerlab deploy -t {args.output}")
+              f"{links} links. Deploy: {DEPLOY[args.format].format(file=args.output)}")
     else:
         sys.stdout.write(text)
     if args.prometheus:

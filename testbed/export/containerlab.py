@@ -5,7 +5,8 @@ node's emulated eth<k> becomes eth<k+1>, and the kinds' setup (NAT, firewall, se
 is computed on that renamed plan, so every rule names the interfaces that will exist.
 A switch becomes a node holding a Linux bridge over its ports (shaped as in the native
 fabric). Each node's commands are its `configure` stage's on-exit execs and the stage
-waits for its gateway's, so NATs and routers are set up before the hosts behind them.
+waits for its gateway's, so NATs and routers are set up before the hosts behind them;
+for clabernetes, whose topology model has no stages, they are plain `exec:` lines.
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ class ExportOptions:
     state_root: str = DEFAULT_STATE_ROOT  # each node keeps its files in <root>/<node>
     python: str = "python3"  # the image's interpreter with the project installed
     batch_above: int = BATCH_ABOVE  # more ip/tc lines than this in a node: a -batch file
+    # containerlab: commands as configure-stage execs ordered by wait-for; clabernetes:
+    # plain exec: lines, since its topology model has no stages (clabverter drops them)
+    flavour: str = "containerlab"
+
+
+FLAVOURS = ("containerlab", "clabernetes")
 
 
 @dataclass
@@ -90,6 +97,8 @@ def export_containerlab(topology: Topology, plan: NetworkPlan,
     """The containerlab document for `topology`; raises ExportError naming the node and
     field for anything containerlab cannot express."""
     options = options or ExportOptions()
+    if options.flavour not in FLAVOURS:
+        raise ValueError(f"export flavour {options.flavour!r}: one of {', '.join(FLAVOURS)}")
     registry = registry or default_registry()
     problems = _check(topology, plan)
     if problems:
@@ -154,7 +163,10 @@ def export_containerlab(topology: Topology, plan: NetworkPlan,
         entry["labels"] = {**_labels(spec.labels), "testbed-kind": spec.kind}
         if spec.env:
             entry["env"] = dict(spec.env)
-        entry["stages"] = {"configure": _configure_stage(spec.uplink, commands)}
+        if options.flavour == "clabernetes":
+            entry["exec"] = [c.replace("$", "$$") for c in commands]  # as below
+        else:
+            entry["stages"] = {"configure": _configure_stage(spec.uplink, commands)}
         entry["config"] = {"vars": {metadata.KEY: metadata.node_vars(spec)}}
         nodes[name] = entry
 

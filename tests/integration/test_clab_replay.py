@@ -50,8 +50,11 @@ TOPOLOGY = OVERLAY + "nodes:" + nat_topology(
 """
 
 
-@pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ReplayLab, Path]]:
+@pytest.fixture(scope="module", params=["containerlab", "clabernetes"])
+def replay(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[ReplayLab, Path]]:
+    """The export replayed, in each format: stage execs in wait-for order, or (for
+    clabernetes) plain exec lines with nothing ordering one node after another."""
     name = unique_lab_name("cr")
     root = Path(tmp_path_factory.mktemp("clab-replay"))
     source = root / f"{name}.yaml"
@@ -59,7 +62,8 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ReplayLab
     topology = load_topology(source)
     state_root = root / "state"
     export = export_containerlab(topology, build_plan(topology),
-                                 ExportOptions(state_root=str(state_root), batch_above=4))
+                                 ExportOptions(state_root=str(state_root), batch_above=4,
+                                               flavour=request.param))
     path = root / f"{name}.clab.yml"
     path.write_text(export.dump())
     lab = ReplayLab(path)

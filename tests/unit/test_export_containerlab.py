@@ -206,6 +206,38 @@ def test_the_export_uses_only_keys_containerlab_v060_knows() -> None:
             assert all(set(e) <= {"command", "target", "phase"} for e in stage["exec"])
 
 
+# the node and topology keys clabernetes' own topology model reads
+# (srl-labs/clabernetes util/containerlab/types.go); yaml.v3 drops any other key unread
+CLABERNETES_NODE_KEYS = {
+    "kind", "group", "type", "startup-config", "startup-delay", "enforce-startup-config",
+    "auto-remove", "config", "image", "image-pull-policy", "license", "position",
+    "entrypoint", "cmd", "SANs", "exec", "binds", "ports", "mgmt-ipv4", "mgmt-ipv6",
+    "publish", "env", "env-files", "user", "labels", "network-mode", "sandbox", "kernel",
+    "runtime", "cpu", "cpu-set", "memory", "sysctls", "extras", "wait-for", "dns",
+    "certificate", "healthcheck", "aliases", "components"}
+
+
+def test_the_clabernetes_format_keeps_every_command_where_clabverter_reads_it(
+        tmp_path: Path) -> None:
+    """clabernetes' topology model has no `stages`, so the stage execs of the default
+    format would vanish in clabverter: `--format clabernetes` writes the same commands as
+    plain exec lines and nothing clabernetes does not read."""
+    topology = load_topology(DEFAULT, {"homes": "3"})
+    staged = exported(topology)["topology"]["nodes"]
+    document = exported(topology, flavour="clabernetes")
+    assert_valid(document)
+    nodes = document["topology"]["nodes"]
+    for name, node in nodes.items():
+        assert set(node) <= CLABERNETES_NODE_KEYS, (name, set(node) - CLABERNETES_NODE_KEYS)
+        assert [c.replace("$$", "$") for c in node["exec"]] == commands(staged[name])
+    assert set(document["topology"]["defaults"]) <= CLABERNETES_NODE_KEYS
+    out = tmp_path / "c9s" / "lab.clab.yml"  # clabverter wants a directory of its own
+    done = run_cli("export", str(DEFAULT), "--set", "homes=3", "--format", "clabernetes",
+                   "-o", str(out))
+    assert done.returncode == 0 and "clabverter --stdout" in done.stdout, done.stderr
+    assert digest(build_plan(load_topology(out))) == digest(build_plan(topology))
+
+
 @pytest.mark.parametrize("name", sorted(TEST_TOPOLOGIES))
 def test_each_test_topology_exports_valid_and_round_trips(name: str, tmp_path: Path) -> None:
     topology = topology_of(TEST_TOPOLOGIES[name])
