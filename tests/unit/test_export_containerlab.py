@@ -424,6 +424,19 @@ def test_node_settings_the_import_would_lose_fail_at_file_line(tmp_path: Path) -
     assert "only commands run in the node" in text and "node keys accepted: auto-remove" in text
 
 
+def test_a_mininet_topology_exports_too(tmp_path: Path) -> None:
+    """docs/multi-machine.md: `testbed export --topo tree,depth=2 -o tree.clab.yml`."""
+    out = tmp_path / "tree.clab.yml"
+    done = run_cli("export", "--topo", "tree,depth=2", "--name", "tree", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    document = yaml.load(out.read_text(), Loader=LOADER)
+    assert_valid(document)
+    assert document["name"] == "tree" and len(document["topology"]["nodes"]) == 7
+    checked = run_cli("validate", str(out))
+    assert checked.returncode == 0 and "7 nodes (4 host, 3 switch)" in checked.stdout, \
+        checked.stderr
+
+
 def test_cli_export_writes_the_file_and_up_accepts_it(tmp_path: Path) -> None:
     out = tmp_path / "lab.clab.yml"
     done = run_cli("export", str(DEFAULT), "--set", "homes=3", "-o", str(out),
