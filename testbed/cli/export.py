@@ -6,9 +6,18 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testbed.cli.common import add_topology_args, load
+
+if TYPE_CHECKING:
+    from testbed.plan.model import NetworkPlan
+    from testbed.topology.model import Topology
+
+
+DEPLOY = {"containerlab": "sudo containerlab deploy -t {file}",
+          "clabernetes": "clabverter --stdout --naming non-prefixed (in {file}'s directory) "
+                         "| kubectl apply -f -"}
 
 
 def add_parser(sub: Any) -> None:
@@ -21,8 +30,11 @@ def add_parser(sub: Any) -> None:
                     "containerlab, or with clabernetes through clabverter "
                     "(docs/multi-machine.md). `testbed up FILE.clab.yml` imports it again.")
     add_topology_args(p)
-    p.add_argument("--format", choices=["containerlab"], default="containerlab",
-                   help="output format (default containerlab)")
+    p.add_argument("--format", choices=["containerlab", "clabernetes"], default="containerlab",
+                   help="containerlab (default): each node's commands run in its configure "
+                        "stage, after its gateway's; clabernetes: the same file with the "
+                        "commands as plain exec: lines, for clabverter, which drops stages "
+                        "(pods come up in no particular order)")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="where to write it, e.g. lab.clab.yml (default: standard output)")
     p.add_argument("--image", help="the node image (default "
@@ -31,9 +43,11 @@ def add_parser(sub: Any) -> None:
                    help="where each node keeps its files, <DIR>/<node> inside the node "
                         "(default /var/lib/testbed)")
     p.add_argument("--prometheus", metavar="FILE",
-                   help="also write the scrape targets (Prometheus file_sd JSON: every "
-                        "reference peer's management address:port, labelled node, kind, "
-                        "group) for a Prometheus on the management network")
+                   help="also write the scrape targets (Prometheus file_sd JSON: the "
+                        "management address:port of every node the native lab's Prometheus "
+                        "scrapes - reference peers, login servers, SIP registrars, the CDN's "
+                        "origin and PCs - labelled node, kind, group) for a Prometheus on "
+                        "the management network")
     p.set_defaults(run=run)
 
 
@@ -43,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     topology = load(args)
     plan = build_plan(topology)
-    options = ExportOptions()
+    options = ExportOptions(flavour=args.format)
     if args.image:
         options.image = args.image
     if args.state_root:
@@ -53,19 +67,34 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     text = export.dump()
     if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # e.g. c9s/lab.clab.yml
         Path(args.output).write_text(text)
         nodes = len(export.document["topology"]["nodes"])
         links = len(export.document["topology"]["links"])
         print(f"wrote {args.output}: containerlab topology {topology.name!r}, {nodes} nodes, "
-              f"{links} links. Deploy: sudo containerlab deploy -t {args.output}")
+              f"{links} links. Deploy: {DEPLOY[args.format].format(file=args.output)}")
     else:
         sys.stdout.write(text)
     if args.prometheus:
-        from testbed.metrics.prometheus import scrape_targets
-
-        port = topology.overlay.metrics_port if topology.overlay else 9100
-        targets = scrape_targets(plan, port)  # the export keeps the plan's mgmt addresses
+        targets = scrape_targets(topology, plan)
         Path(args.prometheus).write_text(json.dumps(targets, indent=1) + "\n")
         print(f"wrote {args.prometheus}: {len(targets)} scrape targets on the management "
               f"network (file_sd_configs)", file=sys.stderr)
     return 0
+
+
+def scrape_targets(topology: Topology, plan: NetworkPlan) -> list[dict[str, Any]]:
+    """The node targets the native lab's Prometheus scrapes (metrics/prometheus.py), on
+    the management addresses the export keeps: the reference overlay's peers and login
+    servers, the SIP registrars' own statistics, the CDN's origin and PCs. What runs
+    beside the lab natively (the testbed exporter, the SIP UA poller) is not a node."""
+    from testbed.metrics.prometheus import scrape_targets as overlay_targets
+    from testbed.p2p.targets import cdn_targets
+    from testbed.sip.monitor import scrape_configs as sip_scrape_configs
+
+    port = topology.overlay.metrics_port if topology.overlay else 9100
+    targets = overlay_targets(plan, port)
+    for job in sip_scrape_configs(plan):
+        if job["job_name"] == "kamailio":
+            targets += job["static_configs"]
+    return targets + cdn_targets(plan)

@@ -31,7 +31,15 @@ SUFFIXES = (".clab.yml", ".clab.yaml")
 LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 SUPPORTED = ("supported: kind linux nodes; veth links (endpoints [\"a:eth1\", \"b:eth1\"] or "
              "type: veth); exec lines `ip addr add A/P dev IF`, `ip link set IF up`, "
-             "`ip route add default via X`, `sysctl -w net.ipv4.ip_forward=1`")
+             "`ip route add default via X`, `sysctl -w net.ipv4.ip_forward=1` (in exec: or "
+             "as stages' container execs, of the node, its group, kind or the defaults)")
+# node keys that do not change what runs in the node or how it is wired (the rest, e.g.
+# cmd, binds, startup-config, network-mode, ports, sysctls, would be lost on import)
+NODE_KEYS = frozenset({
+    "kind", "image", "image-pull-policy", "group", "labels", "env", "exec",
+    "stages", "config", "mgmt-ipv4", "mgmt-ipv6", "privileged", "startup-delay",
+    "restart-policy", "auto-remove", "cpu", "cpu-set", "memory", "shm-size", "position",
+})
 
 
 def is_containerlab(path: Path, raw: object) -> bool:
@@ -155,13 +163,11 @@ def _node(run: _Import, name: str, spec: dict[str, Any], topo: dict[str, Any],
         return metadata.node_from_vars(name, carried, _labels(spec.get("labels")), env,
                                        _line(spec))
     forwards = False
-    lines = spec.get("exec") or []
-    for i, line in enumerate(lines):
-        here = f"{path}.exec[{i}]"
+    for line, container, i, here in _exec_lines(run, name, spec, topo):
         try:
             words = shlex.split(str(line))
         except ValueError as exc:  # an unclosed quote
-            run.report(f"node {name}: exec line {line!r}: {exc}", lines, i, here)
+            run.report(f"node {name}: exec line {line!r}: {exc}", container, i, here)
             continue
         if words[:3] == ["ip", "addr", "add"] or words[:3] == ["ip", "address", "add"]:
             if len(words) == 6 and words[4] == "dev":
@@ -176,10 +182,54 @@ def _node(run: _Import, name: str, spec: dict[str, Any], topo: dict[str, Any],
             forwards = True
             continue
         run.report(f"node {name}: exec line {line!r} cannot be imported (testbed computes "
-                   f"routes, firewalls and services itself); {SUPPORTED}", lines, i, here)
+                   f"routes, firewalls and services itself); {SUPPORTED}", container, i, here)
     return Node(name=name, kind="router" if forwards else "host", group=None, index=None,
                 labels=_labels(spec.get("labels")), uplink=None, command=None, env=env,
                 lan_pool=None, nat=None, firewall=None, proxy=None, line=_line(spec))
+
+
+def _levels(name: str, spec: dict[str, Any], topo: dict[str, Any]
+            ) -> list[tuple[str, dict[str, Any]]]:
+    """Where a node's settings come from, as containerlab merges them: the defaults, its
+    kind's, its group's, its own (path, mapping)."""
+    group = spec.get("group") or (topo.get("defaults") or {}).get("group")
+    found = [("topology.defaults", topo.get("defaults")),
+             ("topology.kinds.linux", (topo.get("kinds") or {}).get("linux")),
+             (f"topology.groups.{group}", (topo.get("groups") or {}).get(group)),
+             (f"topology.nodes.{name}", spec)]
+    return [(path, level) for path, level in found if isinstance(level, dict)]
+
+
+def _exec_lines(run: _Import, name: str, spec: dict[str, Any], topo: dict[str, Any]
+                ) -> list[tuple[str, object, int, str]]:
+    """Every command containerlab would run in the node: each level's stages' container
+    execs and exec: lines, as (line, container, index, path); keys that would be lost on
+    import are reported, at the level that sets them."""
+    lines: list[tuple[str, object, int, str]] = []
+    for path, level in _levels(name, spec, topo):
+        for key in level:
+            if key not in NODE_KEYS:
+                run.report(f"node {name}: {key!r} cannot be imported (the testbed runs no "
+                           f"container image); {SUPPORTED}; node keys accepted: "
+                           f"{', '.join(sorted(NODE_KEYS))}", level, key, f"{path}.{key}")
+        stages = level.get("stages")
+        for stage, body in (stages.items() if isinstance(stages, dict) else ()):
+            execs = body.get("exec") if isinstance(body, dict) else None
+            if isinstance(execs, dict):  # the {on-enter: [...], on-exit: [...]} form
+                execs = [{"command": c, "phase": phase} for phase, commands in execs.items()
+                         for c in commands or []]
+            for i, entry in enumerate(execs or []):
+                here = f"{path}.stages.{stage}.exec[{i}]"
+                command = entry.get("command") if isinstance(entry, dict) else None
+                target = entry.get("target", "container") if isinstance(entry, dict) else None
+                if not isinstance(command, str) or target != "container":
+                    run.report(f"node {name}: stage exec {entry!r} cannot be imported (only "
+                               f"commands run in the node); {SUPPORTED}", execs, i, here)
+                    continue
+                lines.append((command, execs, i, here))
+        execs = level.get("exec") or []
+        lines += [(str(line), execs, i, f"{path}.exec[{i}]") for i, line in enumerate(execs)]
+    return lines
 
 
 def _endpoints(run: _Import, link: object, i: int) -> list[tuple[str, str]] | None:

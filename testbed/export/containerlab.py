@@ -4,8 +4,9 @@ Interfaces are renamed the containerlab way: its management interface is eth0, s
 node's emulated eth<k> becomes eth<k+1>, and the kinds' setup (NAT, firewall, services)
 is computed on that renamed plan, so every rule names the interfaces that will exist.
 A switch becomes a node holding a Linux bridge over its ports (shaped as in the native
-fabric). Each node's `configure` stage waits for its gateway's, so NATs and routers are
-ready before the hosts behind them.
+fabric). Each node's commands are its `configure` stage's on-exit execs and the stage
+waits for its gateway's, so NATs and routers are set up before the hosts behind them;
+for clabernetes, whose topology model has no stages, they are plain `exec:` lines.
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ class ExportOptions:
     state_root: str = DEFAULT_STATE_ROOT  # each node keeps its files in <root>/<node>
     python: str = "python3"  # the image's interpreter with the project installed
     batch_above: int = BATCH_ABOVE  # more ip/tc lines than this in a node: a -batch file
+    # containerlab: commands as configure-stage execs ordered by wait-for; clabernetes:
+    # plain exec: lines, since its topology model has no stages (clabverter drops them)
+    flavour: str = "containerlab"
+
+
+FLAVOURS = ("containerlab", "clabernetes")
 
 
 @dataclass
@@ -90,6 +97,8 @@ def export_containerlab(topology: Topology, plan: NetworkPlan,
     """The containerlab document for `topology`; raises ExportError naming the node and
     field for anything containerlab cannot express."""
     options = options or ExportOptions()
+    if options.flavour not in FLAVOURS:
+        raise ValueError(f"export flavour {options.flavour!r}: one of {', '.join(FLAVOURS)}")
     registry = registry or default_registry()
     problems = _check(topology, plan)
     if problems:
@@ -154,12 +163,11 @@ def export_containerlab(topology: Topology, plan: NetworkPlan,
         entry["labels"] = {**_labels(spec.labels), "testbed-kind": spec.kind}
         if spec.env:
             entry["env"] = dict(spec.env)
-        gateway = spec.uplink  # a switch waits for its own gateway in turn
-        if gateway:
-            entry["stages"] = {"configure": {"wait-for": [{"node": gateway,
-                                                           "stage": "configure"}]}}
+        if options.flavour == "clabernetes":
+            entry["exec"] = [c.replace("$", "$$") for c in commands]  # as below
+        else:
+            entry["stages"] = {"configure": _configure_stage(spec.uplink, commands)}
         entry["config"] = {"vars": {metadata.KEY: metadata.node_vars(spec)}}
-        entry["exec"] = [c.replace("$", "$$") for c in commands]  # clab expands $VARS
         nodes[name] = entry
 
     document = {
@@ -167,7 +175,9 @@ def export_containerlab(topology: Topology, plan: NetworkPlan,
         "mgmt": {"network": f"tb-{topology.name}", "ipv4-subnet": str(mgmt_net)},
         "topology": {
             "defaults": {
-                "kind": "linux", "image": options.image, "privileged": True,
+                # no `privileged:` key: containerlab runs every kind privileged by
+                # default, and releases before v0.78 reject the key (strict parsing)
+                "kind": "linux", "image": options.image,
                 "config": {"vars": {metadata.LAB_KEY: metadata.lab_vars(
                     topology.description, topology.addressing, topology.overlay,
                     dict(topology.params))}},
@@ -177,6 +187,21 @@ def export_containerlab(topology: Topology, plan: NetworkPlan,
         },
     }
     return Export(document, notes)
+
+
+def _configure_stage(gateway: str | None, commands: list[str]) -> dict[str, Any]:
+    """The node's commands as its configure stage's on-exit execs, waiting for its
+    gateway's (a switch waits for its own gateway in turn). containerlab marks a stage
+    done only after its on-exit execs have run, and releases the nodes that wait for it
+    after that; a node's plain `exec:` list runs after the stage is done, racing the
+    nodes behind it. So only here does `wait-for` mean the NAT's rules and the router's
+    routes are in place before the hosts behind them start their services."""
+    stage: dict[str, Any] = {}
+    if gateway:
+        stage["wait-for"] = [{"node": gateway, "stage": "configure"}]
+    # containerlab expands $VARS in the file: a literal $ is written $$
+    stage["exec"] = [{"command": c.replace("$", "$$"), "phase": "on-exit"} for c in commands]
+    return stage
 
 
 def _labels(labels: dict[str, Any]) -> dict[str, Any]:

@@ -2,9 +2,14 @@
 containerlab itself cannot run: one namespace per node with a management eth0 on a
 management bridge (address `mgmt-ipv4`, default route via the management gateway, as
 docker gives it), the links as veths named as their endpoints, then exactly the node's
-`exec` lines (split as containerlab splits them, `$$` back to `$`), node by node in the
-order of the `configure` stage's `wait-for`. Only what the file says is used: no plan,
-no testbed code. The interpreter's directory comes first on PATH, standing in for the
+commands (split as containerlab splits them, clab_split, `$$` back to `$`) in containerlab's order:
+node by node in the order of the `configure` stage's `wait-for`, each node's configure
+on-enter then on-exit execs (containerlab releases the nodes waiting for a stage only
+after its on-exit execs ran). A node's plain `exec:` list runs only after the stage is
+done, racing the nodes behind it, so the replay runs those last of all, after every
+node's configure stage: the latest containerlab may run them, so an export that relied
+on them for ordering fails here. Only what the file says is used: no plan, no testbed
+code. The interpreter's directory comes first on PATH, standing in for the
 node image's Python with the project installed.
 """
 
@@ -14,7 +19,6 @@ import contextlib
 import ipaddress
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -23,6 +27,65 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+
+def clab_split(command: str) -> list[str]:
+    """Words of an exec command as containerlab splits them (github.com/google/shlex, not
+    a POSIX shell): '...' is literal; in "..." a backslash escapes any character; a `#`
+    that starts a word comments out the rest of the line; an unclosed quote is an error."""
+    words: list[str] = []
+    word: list[str] | None = None  # None: between words
+    state, i = "start", 0
+    while i < len(command):
+        c = command[i]
+        i += 1
+        if state == "comment":
+            if c == "\n":
+                state = "start"
+            continue
+        if state == "single":
+            state = "word" if c == "'" else state
+            if c != "'":
+                assert word is not None
+                word.append(c)
+            continue
+        if state == "double":
+            assert word is not None
+            if c == '"':
+                state = "word"
+            elif c == "\\":
+                if i >= len(command):
+                    raise ValueError("EOF found after escape character")
+                word.append(command[i])
+                i += 1
+            else:
+                word.append(c)
+            continue
+        if c in " \t\r\n":
+            if word is not None:
+                words.append("".join(word))
+            word, state = None, "start"
+        elif c == "#" and word is None:
+            state = "comment"
+        elif c in "'\"":
+            word = [] if word is None else word
+            state = "single" if c == "'" else "double"
+        elif c == "\\":
+            if i >= len(command):
+                raise ValueError("EOF found after escape character")
+            word = [] if word is None else word
+            word.append(command[i])
+            i += 1
+            state = "word"
+        else:
+            word = [] if word is None else word
+            word.append(c)
+            state = "word"
+    if state in ("single", "double"):
+        raise ValueError("EOF found when expecting closing quote")
+    if word is not None:
+        words.append("".join(word))
+    return words
 
 
 def _run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -118,8 +181,12 @@ class ReplayLab:
                      "netns", self.ns(b))
             self._ip(self.ns(a), "link", "set", a_if, "up")
             self._ip(self.ns(b), "link", "set", b_if, "up")
-        for node in self._configure_order():
-            self._configure(node)
+        order = self._configure_order()
+        for node in order:
+            self._run_lines(node, [*self._stage_execs(node, "on-enter"),
+                                   *self._stage_execs(node, "on-exit")])
+        for node in order:
+            self._run_lines(node, [str(c) for c in self.nodes[node].get("exec") or []])
 
     def _configure_order(self) -> list[str]:
         """Nodes after the nodes their `configure` stage waits for."""
@@ -148,10 +215,19 @@ class ReplayLab:
         env["CLAB_NODE_NAME"] = node
         return env
 
-    def _configure(self, node: str) -> None:
+    def _stage_execs(self, node: str, phase: str) -> list[str]:
+        """The configure stage's execs of one phase that run in the node (containerlab's
+        default target; `target: host` ones would run on the containerlab host)."""
+        stage = (self.nodes[node].get("stages") or {}).get("configure") or {}
+        execs = stage.get("exec") or []
+        assert isinstance(execs, list), f"{node}: configure.exec is not a list: {execs!r}"
+        return [str(e["command"]) for e in execs if e.get("phase", "on-enter") == phase
+                and e.get("target", "container") == "container"]
+
+    def _run_lines(self, node: str, commands: list[str]) -> None:
         env = self._env(node)
-        for command in self.nodes[node].get("exec", []):
-            argv = shlex.split(command.replace("$$", "$"))
+        for command in commands:
+            argv = clab_split(command.replace("$$", "$"))
             result = _run(["ip", "netns", "exec", self.ns(node), *argv], env=env)
             self.exec_log.append((node, command))
             assert result.returncode == 0, (
