@@ -72,16 +72,11 @@ def run_at(scale: float, policy: str, results: Path, repeat: int) -> dict[str, o
     scenario = Path(tempfile.mkdtemp(prefix="tscale-")) / f"scale-{scale}.yaml"
     scenario.write_text(text)
     overrides = {**SMALL, "policy": policy, "sn_overload": "drop-role" if policy == "2007"
-                 else "busy"}
+                 else "busy", "time_scale": f"{scale:g}"}
     options = RunOptions(topology=REPO / "topologies" / "skype-2007.yaml", scenario=scenario,
                          overrides=overrides, results=results,
                          run_id=f"scale-{scale}-r{repeat}", seed=2007 + repeat, report=False,
                          lab_name=f"tscale{os.getpid() % 10000}")
-    # the topology's time_scale is not a parameter: patch a copy
-    topo = scenario.parent / "topology.yaml"
-    topo.write_text((REPO / "topologies" / "skype-2007.yaml").read_text().replace(
-        "time_scale: 0.2", f"time_scale: {scale}"))
-    options.topology = topo
     run_dir, _ = execute(options)
     summary = json.loads((run_dir / "summary.json").read_text())
     found: dict[str, object] = {k: summary.get(k) for k in KEYS}
