@@ -180,14 +180,15 @@ class Lab:
     # --- probing it (Mininet's net.ping / net.iperf) -------------------------------------
     def ping(self, nodes: list[str] | None = None, timeout: float = 1.0) -> float:
         """Percent of pings lost, one from every node to every other (Mininet's net.ping);
-        without `nodes`, between all hosts (at most 32: pick a sample on bigger labs)."""
+        without `nodes`, between all hosts (at most 32: pick a sample on bigger labs). A
+        node whose address is private to another NAT's realm counts as unreachable."""
         from testbed.lab.probes import loss_percent, ping_pairs
 
         chosen = [self[n] for n in nodes] if nodes is not None else self.hosts
         if len(chosen) > 32:
             raise LabError(f"{len(chosen)} hosts would take {len(chosen) ** 2} pings: pass "
                            "the nodes to ping, e.g. lab.ping(['home001', 'login'])")
-        return loss_percent(ping_pairs(chosen, timeout))
+        return loss_percent(ping_pairs(chosen, timeout, plan=self.plan))
 
     def iperf(self, client: str, server: str, seconds: float = 5.0,
               udp_bw: str | None = None) -> Any:

@@ -22,7 +22,7 @@ from mininet.net import Mininet
 
 from testbed.errors import LabError
 from testbed.lab.lab import Lab
-from testbed.lab.probes import PingResult, iperf, ping_pairs, rate_text
+from testbed.lab.probes import PingResult, iperf, ping_pairs, private_elsewhere, rate_text
 from testbed.mininet.nodes import LabIntf, LabLink, LabShellNode
 
 SAMPLE = 8  # hosts pinged by a bare `pingall` on a lab of more than ALL_UP_TO hosts
@@ -144,14 +144,15 @@ class LabNet:
     # --- what the CLI calls ---------------------------------------------------------------
     def _ping(self, hosts: list[LabShellNode], timeout: str | None) -> list[PingResult]:
         nodes = [self.lab[h.name] for h in hosts]
-        return ping_pairs(nodes, float(timeout) if timeout else 1.0)
+        return ping_pairs(nodes, float(timeout) if timeout else 1.0, plan=self.lab.plan)
 
     def ping(self, hosts: list[LabShellNode] | None = None, timeout: str | None = None,
              note: str = "") -> float:
         """Mininet's net.ping: output and figure in its words."""
         hosts = hosts or self.select([])[0]
         output("*** Ping: testing ping reachability\n" + note)
-        results = iter(self._ping(hosts, timeout))
+        found = self._ping(hosts, timeout)
+        results = iter(found)
         lost = sent = 0
         for node in hosts:
             output(f"{node.name} -> ")
@@ -163,6 +164,10 @@ class LabNet:
                 lost += not result.received
                 output(f"{dest.name} " if result.received else "X ")
             output("\n")
+        unsent = [r for r in found if not r.sent]
+        if unsent:
+            output(f"*** {len(unsent)} X without a ping: the address is private to another "
+                   f"NAT's realm (e.g. {unsent[0].output})\n")
         loss = 100.0 * lost / sent if sent else 0.0
         output(f"*** Results: {loss:.0f}% dropped ({sent - lost}/{sent} received)\n")
         return loss
@@ -233,7 +238,8 @@ class LabNet:
 
 class LabCLI(CLI):
     """Mininet's CLI; adds completion of node names and `lab` in `py`, keeps the prompt
-    when a command fails, and says why `dpctl` and `switch` have nothing to act on."""
+    when a command fails, notes an address private to another NAT's realm, and says why
+    `dpctl` and `switch` have nothing to act on."""
 
     prompt = "mininet> "
 
@@ -249,6 +255,18 @@ class LabCLI(CLI):
         except Exception as exc:  # a command's error must not end the session
             error(f"*** {type(exc).__name__}: {exc}\n")
             return None
+
+    def default(self, line: str) -> None:
+        """`A CMD B ...` as Mininet runs it (B becomes its address); first says so when B's
+        address is private to another NAT's realm, where A would reach another host."""
+        first, args, _ = self.parseline(line)
+        if first in self.mn and args:
+            plan = self.mn.lab.plan
+            for word in dict.fromkeys(args.split(" ")):
+                why = word in self.mn and word != first and private_elsewhere(plan, first, word)
+                if why:
+                    error(f"*** note: {why}\n")
+        super().default(line)
 
     def do_source(self, line: str) -> None:
         """Read commands from a file (`source` inside a --script file too: Mininet 2.3.0

@@ -35,6 +35,8 @@ SCRIPT = """
 nodes
 pingall
 pingall pcb server
+pingall pc1 pc2 pcb
+pc1 ping -c1 -W1 pcb
 iperf pc1 server
 link pc1 nat1 down
 pc1 echo LINK-DOWN
@@ -71,6 +73,11 @@ def test_the_cli_script_on_a_lab_with_nats(make_lab, tmp_path: Path) -> None:  #
     assert "*** Results: 12% dropped (49/56 received)" in out
     # named nodes: from behind its NAT pcb reaches the server; the server cannot reach it
     assert re.search(r"^pcb -> server \n^server -> X \n", out, re.M), out
+    # pc1 and pcb are both 192.168.1.2, behind different NATs: no ping between them counts
+    # (pc1 would answer its own), and a ping typed by hand gets a note first
+    assert re.search(r"^pc1 -> pc2 X \n^pc2 -> pc1 X \n^pcb -> X X \n"
+                     r"^\*\*\* 4 X without a ping", out, re.M), out
+    assert "*** note: pcb's address 192.168.1.2 is private to the realm behind nat2" in out
     # iperf through pc1's 20 Mbit uplink
     rates = re.search(r"\*\*\* Results: \['([\d.]+) Mbits/sec', '([\d.]+) Mbits/sec'\]", out)
     assert rates, out

@@ -97,3 +97,43 @@ def test_the_cli_completes_node_names(lab: Lab) -> None:
     assert cli.completenames("pc1") == ["pc1", "pc10", "pc11", "pc12", "pc13", "pc14",
                                         "pc15", "pc16", "pc17", "pc18", "pc19"]
     assert cli.completedefault("ser", "pc1 ping ser", 9, 12) == ["server"]
+
+
+def pings(lab: Lab) -> list[tuple[str, str]]:
+    """(namespace, address) of every ping the lab's nodes were asked to send."""
+    backend = lab.backend
+    assert isinstance(backend, FakeBackend)
+    return [(ns, argv[-1]) for ns, argv in backend.commands if argv[0] == "ping"]
+
+
+def test_pingall_does_not_count_a_private_address_behind_another_nat(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    # pc1 and pc2 are both 192.168.1.2 behind their own NATs: a ping from pc1 to "pc2"
+    # would be answered by pc1 itself. pingall shows X and sends nothing for such pairs.
+    printed: list[str] = []
+    monkeypatch.setattr("testbed.mininet.net.output", printed.append)
+    net = LabNet(lab)
+    loss = net.pingAll("pc1 pc2 server")
+    text = "".join(printed)
+    assert "pc1 -> X server \n" in text
+    assert "pc2 -> X server \n" in text
+    assert "server -> X X \n" in text
+    assert "*** 4 X without a ping: the address is private to another NAT's realm" in text
+    assert "pc2's address 192.168.1.2 is private to the realm behind nat2" in text
+    assert "*** Results: 67% dropped (2/6 received)" in text
+    assert round(loss) == 67
+    server = lab.addr("server")
+    assert sorted(pings(lab)) == [("tb-mnnet-pc1", server), ("tb-mnnet-pc2", server)]
+
+
+def test_lab_ping_counts_hosts_behind_other_nats_as_unreachable(lab: Lab) -> None:
+    assert lab.ping(["pc1", "pc2"]) == 100.0
+    assert pings(lab) == []
+    # a NAT reaches its own inside and the public side, its inside reaches out; only
+    # the public server cannot name pc1
+    assert round(lab.ping(["nat1", "pc1", "server"]), 1) == 16.7
+    assert sorted(pings(lab)) == sorted([
+        ("tb-mnnet-nat1", "192.168.1.2"), ("tb-mnnet-nat1", lab.addr("server")),
+        ("tb-mnnet-pc1", lab.addr("nat1")), ("tb-mnnet-pc1", lab.addr("server")),
+        ("tb-mnnet-server", lab.addr("nat1"))])
+
