@@ -11,6 +11,7 @@ of nodes pings a sample by default: `pingall group=home-pc`, `pingall sample=20`
 
 from __future__ import annotations
 
+import cmd
 import re
 import sys
 from collections.abc import Iterator
@@ -237,11 +238,21 @@ class LabNet:
 
 
 class LabCLI(CLI):
-    """Mininet's CLI; adds completion of node names and `lab` in `py`, keeps the prompt
-    when a command fails, notes an address private to another NAT's realm, and says why
-    `dpctl` and `switch` have nothing to act on."""
+    """Mininet's CLI; adds completion of node names (dashes and all) and `lab` in `py`,
+    keeps the prompt when a command fails, notes an address private to another NAT's
+    realm, and says why `dpctl` and `switch` have nothing to act on."""
 
     prompt = "mininet> "
+    # the lab's node names have dashes (home001-nat, corp-fw): each is one word, both as a
+    # command's first word and for Tab (Mininet's own names never have one)
+    identchars = cmd.IDENTCHARS + "-"
+
+    def preloop(self) -> None:
+        try:
+            import readline
+        except ImportError:
+            return
+        readline.set_completer_delims(readline.get_completer_delims().replace("-", ""))
 
     def getLocals(self) -> dict[str, Any]:  # noqa: N802
         found: dict[str, Any] = super().getLocals()

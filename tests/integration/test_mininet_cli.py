@@ -27,8 +27,8 @@ nodes:
   server: {kind: host, uplink: {to: core, bandwidth: 100Mbit}}
   nat1: {kind: nat, uplink: {to: core}}
   pc{n}: {kind: host, count: 12, uplink: {to: nat1, bandwidth: 20Mbit}}
-  nat2: {kind: nat, uplink: {to: core}}
-  pcb: {kind: host, uplink: {to: nat2}}
+  nat-b: {kind: nat, uplink: {to: core}}
+  pcb: {kind: host, uplink: {to: nat-b}}
 """
 
 SCRIPT = """
@@ -37,6 +37,7 @@ pingall
 pingall pcb server
 pingall pc1 pc2 pcb
 pc1 ping -c1 -W1 pcb
+nat-b ip -br addr show dev eth1
 iperf pc1 server
 link pc1 nat1 down
 pc1 echo LINK-DOWN
@@ -77,7 +78,9 @@ def test_the_cli_script_on_a_lab_with_nats(make_lab, tmp_path: Path) -> None:  #
     # (pc1 would answer its own), and a ping typed by hand gets a note first
     assert re.search(r"^pc1 -> pc2 X \n^pc2 -> pc1 X \n^pcb -> X X \n"
                      r"^\*\*\* 4 X without a ping", out, re.M), out
-    assert "*** note: pcb's address 192.168.1.2 is private to the realm behind nat2" in out
+    assert "*** note: pcb's address 192.168.1.2 is private to the realm behind nat-b" in out
+    # a node name with a dash is one word: the command ran in nat-b (its inside address)
+    assert re.search(r"^eth1\S* +UP +192\.168\.1\.1/24", out, re.M), out
     # iperf through pc1's 20 Mbit uplink
     rates = re.search(r"\*\*\* Results: \['([\d.]+) Mbits/sec', '([\d.]+) Mbits/sec'\]", out)
     assert rates, out

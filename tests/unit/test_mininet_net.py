@@ -137,3 +137,20 @@ def test_lab_ping_counts_hosts_behind_other_nats_as_unreachable(lab: Lab) -> Non
         ("tb-mnnet-pc1", lab.addr("nat1")), ("tb-mnnet-pc1", lab.addr("server")),
         ("tb-mnnet-server", lab.addr("nat1"))])
 
+
+def test_node_names_with_dashes_are_one_word_in_the_cli(tmp_path: Path) -> None:
+    from testbed.mininet.net import LabCLI
+
+    path = tmp_path / "dashed.yaml"
+    path.write_text("name: dashed\nnodes:\n  core: {kind: router}\n"
+                    "  home-nat: {kind: nat, uplink: {to: core}}\n"
+                    "  home-pc: {kind: host, uplink: {to: home-nat}}\n")
+    lab = Lab.up(path, backend=FakeBackend(), state_dir=tmp_path / "s")
+    cli = LabCLI.__new__(LabCLI)
+    cli.mn = LabNet(lab)
+    assert cli.parseline("home-nat ip -br addr")[:2] == ("home-nat", "ip -br addr")
+    import readline
+
+    cli.preloop()  # Tab completes a whole name: readline does not split words at "-"
+    assert "-" not in readline.get_completer_delims()
+    lab.down()
