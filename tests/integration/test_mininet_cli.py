@@ -8,8 +8,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -184,3 +187,44 @@ def test_the_docs_python_example_runs(tmp_path: Path, monkeypatch: pytest.Monkey
     rate = re.search(r"h1 -> h4: ([\d.]+) Mbit/s", out)
     assert rate and float(rate.group(1)) > 10, out  # unshaped veths: far above 10 Mbit/s
     assert not (tmp_path / "state" / name).exists()
+
+
+def test_the_interactive_cli_completes_names_and_ctrl_d_leaves_the_lab_up(make_lab) -> None:  # type: ignore[no-untyped-def]
+    """At a real prompt (a pty): Tab completes a node name with a dash, a command runs in
+    that node, Ctrl-C stops a command and keeps the prompt, Ctrl-D leaves the lab up."""
+    pexpect = pytest.importorskip("pexpect")
+    lab = make_lab("""
+        nodes:
+          core: {kind: router}
+          server: {kind: host, uplink: {to: core}}
+          home-nat: {kind: nat, uplink: {to: core}}
+          home-pc: {kind: host, uplink: {to: home-nat}}
+    """)
+    env = {**os.environ, "TESTBED_STATE_DIR": str(lab.state.root), "INPUTRC": "/dev/null"}
+    child = pexpect.spawn(sys.executable, ["-m", "testbed", "cli", lab.name], env=env,
+                          cwd=str(REPO), encoding="utf-8", timeout=30)
+    try:
+        child.expect_exact("mininet> ")
+        child.send("home-pc ping -c1 -W2 ser\t")
+        child.expect_exact("server")
+        child.send("\r")
+        child.expect(r"1 packets transmitted, 1 received")
+        child.expect_exact("mininet> ")
+        child.send("home-n\t")
+        child.expect_exact("home-nat")
+        child.send(" ip -br addr show dev eth1\r")
+        child.expect(r"eth1\S* +UP +192\.168\.1\.1/24")
+        child.expect_exact("mininet> ")
+        child.sendline("server sleep 30")
+        child.expect_exact("server sleep 30")
+        time.sleep(0.5)
+        child.sendintr()
+        child.expect_exact("mininet> ", timeout=10)
+        child.sendeof()
+        child.expect_exact(f"lab '{lab.name}' is still up")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0, child.before
+    assert lab.state.exists()
+    assert lab["home-pc"].exec("ping", "-c1", "-W2", lab.addr("server")).returncode == 0
