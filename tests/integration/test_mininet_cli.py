@@ -121,8 +121,10 @@ def test_a_custom_topology_with_tclink_options_comes_up_with_its_bandwidth(
                  "--quiet", state_dir=state)
     assert up.returncode == 0, up.stderr
     try:
+        inner = tmp_path / "inner.cli"
+        inner.write_text("h1 echo SOURCED-$((6*7))\n")
         script = tmp_path / "iperf.cli"
-        script.write_text("iperf h1 h2\nlinks\n")
+        script.write_text(f"source {inner}\nh2 echo AFTER-$((6*7))\niperf h1 h2\nlinks\n")
         out = run_cli("cli", name, "--script", str(script), state_dir=state, timeout=120)
         assert out.returncode == 0, out.stderr
         text = out.stdout + out.stderr
@@ -130,6 +132,8 @@ def test_a_custom_topology_with_tclink_options_comes_up_with_its_bandwidth(
         assert rates, text
         assert 3.5 <= float(rates.group(1)) <= 5.3
         assert "(OK OK)" in text
+        # `source` inside a script: the sourced file runs, then the rest of the script
+        assert "SOURCED-42" in text and "AFTER-42" in text
     finally:
         down = run_cli("down", name, "--quiet", state_dir=state)
         assert down.returncode == 0, down.stderr
