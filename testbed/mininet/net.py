@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from mininet.cli import CLI
-from mininet.log import error, output
+from mininet.log import error, output, warn
 from mininet.net import Mininet
 
 from testbed.errors import LabError
@@ -276,7 +276,7 @@ class LabCLI(CLI):
             for word in dict.fromkeys(args.split(" ")):
                 why = word in self.mn and word != first and private_elsewhere(plan, first, word)
                 if why:
-                    error(f"*** note: {why}\n")
+                    warn(f"*** note: {why}\n")
         super().default(line)
 
     def do_source(self, line: str) -> None:

@@ -232,3 +232,24 @@ def test_the_interactive_cli_completes_names_and_ctrl_d_leaves_the_lab_up(make_l
     assert child.exitstatus == 0, child.before
     assert lab.state.exists()
     assert lab["home-pc"].exec("ping", "-c1", "-W2", lab.addr("server")).returncode == 0
+
+
+def test_a_script_with_refused_commands_exits_1_after_running_the_rest(  # type: ignore[no-untyped-def]
+        make_lab, tmp_path: Path) -> None:
+    lab = make_lab("""
+        nodes:
+          core: {kind: router}
+          a: {kind: host, uplink: {to: core}}
+          b: {kind: host, uplink: {to: core}}
+    """)
+    path = tmp_path / "typos.cli"
+    path.write_text("pingal\nlink a b down\na echo STILL-RAN\niperf a\n")
+    result = run_cli("cli", lab.name, "--script", str(path), state_dir=lab.state.root,
+                     timeout=60)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "*** Unknown command: pingal" in out
+    assert "no link between a and b" in out
+    assert "STILL-RAN" in out
+    assert f"*** 3 command(s) of {path} were refused or failed" in out
+    assert lab.state.exists()
