@@ -116,6 +116,20 @@ def test_convert_writes_yaml_that_validates(tmp_path: Path) -> None:
     assert "7 nodes (4 host, 3 switch)" in checked.stdout
 
 
+def test_validate_names_the_mininet_topology_it_checked() -> None:
+    checked = run_cli("validate", "--topo", "tree,depth=2")
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith("--topo tree,depth=2: valid. lab 'tree-2': 7 nodes")
+
+
+def test_torus_is_refused_saying_why_and_what_to_do() -> None:
+    with pytest.raises(InputError) as caught:
+        convert("torus,3,3")
+    assert "close loops of switches; Linux bridges here run no spanning tree" in str(
+        caught.value)
+    assert "build a routed topology instead" in str(caught.value)
+
+
 def test_up_refuses_a_bad_topology_before_building(tmp_path: Path) -> None:
     path = custom(tmp_path, "s = self.addSwitch('s1', cls=OVSSwitch)\n"
                             "self.addLink(self.addHost('h1'), s)")
