@@ -18,7 +18,8 @@ def add_parser(sub: Any) -> None:
                        description="Mininet's own CLI over a lab built by `testbed up`: "
                                    "`home001 ping login` (node names become addresses), "
                                    "`pingall` (a sample on big labs: pingall group=NAME, "
-                                   "sample=N, all), `iperf a b`, `link a b down`, `nodes`, "
+                                   "sample=N, all), `pingpair a b`, `iperf a b`, "
+                                   "`link a b down`, `nodes`, "
                                    "`net`, `dump`, `links`, `sh`, `py`, `source FILE`. "
                                    "Ctrl-D leaves the lab running. See docs/mininet.md.")
     p.add_argument("name", nargs="?", metavar="LAB",

@@ -103,7 +103,8 @@ class LabNet:
     def end_hosts(self) -> list[LabShellNode]:
         return [n for n in self.hosts if n.kind in END_HOSTS]
 
-    def select(self, words: list[str]) -> tuple[list[LabShellNode], str | None, str]:
+    def select(self, words: list[str], verb: str = "pingall"
+               ) -> tuple[list[LabShellNode], str | None, str]:
         """`pingall` arguments: [TIMEOUT] [all] [group=G] [kind=K] [sample=N] [NODE...].
         Returns the hosts, the timeout and a note on what was chosen."""
         timeout, names, filters, sample, everything = None, [], {}, None, False
@@ -123,7 +124,7 @@ class LabNet:
             elif word in self.nameToNode:
                 names.append(word)
             else:
-                raise LabError(f"pingall: {word!r} is not a node, a timeout or one of all, "
+                raise LabError(f"{verb}: {word!r} is not a node, a timeout or one of all, "
                                "group=NAME, kind=KIND, sample=N")
         if names:
             return [self.nameToNode[n] for n in names], timeout, ""
@@ -134,7 +135,7 @@ class LabNet:
                       if all((planned[n.name].node.group if k == "group" else n.kind) == v
                              for k, v in filters.items())]
             if not chosen:
-                raise LabError(f"pingall: no node has {filters}")
+                raise LabError(f"{verb}: no node has {filters}")
         limit = sample if sample is not None else (None if everything else SAMPLE)
         if limit is None or len(chosen) <= max(limit, ALL_UP_TO if sample is None else 0):
             return chosen, timeout, ""
@@ -181,8 +182,28 @@ class LabNet:
             return 100.0
         return self.ping(hosts, timeout, note)
 
-    def pingPair(self) -> float:  # noqa: N802
-        return self.ping(self.end_hosts()[:2])
+    def pair(self, line: str | None) -> tuple[list[LabShellNode], str | None]:
+        """`pingpair` arguments: two NODEs, or a selection as pingall takes it (its first
+        two hosts); none: the first two end hosts, as Mininet's first two hosts."""
+        words = (line or "").split()
+        if not words:
+            return self.end_hosts()[:2], None
+        named = [w for w in words if w in self.nameToNode]
+        if named and len(named) != 2:
+            raise LabError(f"pingpair: two nodes, not {len(named)} (pingall takes more)")
+        hosts, timeout, _ = self.select(words, "pingpair")
+        if len(hosts) < 2:
+            raise LabError(f"pingpair: {' '.join(words)} selects {len(hosts)} host(s); "
+                           "it needs two")
+        return hosts[:2], timeout
+
+    def pingPair(self, line: str | None = None) -> float:  # noqa: N802
+        try:
+            hosts, timeout = self.pair(line)
+        except LabError as exc:
+            error(f"*** {exc}\n")
+            return 100.0
+        return self.ping(hosts, timeout)
 
     def pingFull(self, hosts: list[LabShellNode] | None = None) -> list[Any]:  # noqa: N802
         hosts = hosts or self.select([])[0]
@@ -197,8 +218,13 @@ class LabNet:
     def pingAllFull(self) -> list[Any]:  # noqa: N802
         return self.pingFull()
 
-    def pingPairFull(self) -> list[Any]:  # noqa: N802
-        return self.pingFull(self.end_hosts()[:2])
+    def pingPairFull(self, line: str | None = None) -> list[Any]:  # noqa: N802
+        try:
+            hosts, _ = self.pair(line)
+        except LabError as exc:
+            error(f"*** {exc}\n")
+            return []
+        return self.pingFull(hosts)
 
     def iperf(self, hosts: list[LabShellNode] | None = None, l4Type: str = "TCP",  # noqa: N803
               udpBw: str = "10M", fmt: str | None = None, seconds: int = 5,  # noqa: N803
@@ -278,6 +304,15 @@ class LabCLI(CLI):
                 if why:
                     warn(f"*** note: {why}\n")
         super().default(line)
+
+    def do_pingpair(self, line: str) -> None:
+        """Ping between two hosts: `pingpair A B`, the first two of a selection
+        (`pingpair group=home-pc`), or without arguments the first two end hosts."""
+        self.mn.pingPair(line)
+
+    def do_pingpairfull(self, line: str) -> None:
+        """As pingpair, with each ping's round-trip times."""
+        self.mn.pingPairFull(line)
 
     def do_source(self, line: str) -> None:
         """Read commands from a file (`source` inside a --script file too: Mininet 2.3.0

@@ -154,3 +154,29 @@ def test_node_names_with_dashes_are_one_word_in_the_cli(tmp_path: Path) -> None:
     cli.preloop()  # Tab completes a whole name: readline does not split words at "-"
     assert "-" not in readline.get_completer_delims()
     lab.down()
+
+
+def test_pingpair_takes_two_nodes_or_a_selection(lab: Lab,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    printed: list[str] = []
+    monkeypatch.setattr("testbed.mininet.net.output", printed.append)
+    monkeypatch.setattr("testbed.mininet.net.error", printed.append)
+    net = LabNet(lab)
+    assert names(net.pair(None)[0]) == ["server", "pc1"]  # Mininet's: the first two hosts
+    assert names(net.pair("pc3 server")[0]) == ["pc3", "server"]
+    assert names(net.pair("group=home-pc")[0]) == ["pc1", "pc3"]  # of pingall's sample
+    assert names(net.pair("kind=nat sample=2")[0]) == ["nat1", "nat11"]
+    net.pingPair("nat4 server")
+    text = "".join(printed)
+    assert "nat4 -> server \nserver -> nat4 \n" in text
+    assert "*** Results: 0% dropped (2/2 received)" in text
+    assert sorted(pings(lab)) == [("tb-mnnet-nat4", lab.addr("server")),
+                                  ("tb-mnnet-server", lab.addr("nat4"))]
+    printed.clear()
+    assert net.pingPair("pc1 pc2 server") == 100.0
+    assert net.pingPair("kind=router") == 100.0
+    assert net.pingPair("bogus") == 100.0
+    assert printed == ["*** pingpair: two nodes, not 3 (pingall takes more)\n",
+                       "*** pingpair: kind=router selects 1 host(s); it needs two\n",
+                       "*** pingpair: 'bogus' is not a node, a timeout or one of all, "
+                       "group=NAME, kind=KIND, sample=N\n"]
