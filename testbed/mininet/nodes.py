@@ -85,6 +85,15 @@ class LabIntf(Intf):
     def updateIP(self) -> Any:  # noqa: N802
         return self.ip
 
+    def status(self) -> str:
+        """OK, DOWN (after `link A B down`, or its peer's end is down) or MISSING; Mininet
+        says OK for an interface that is down, which hides what `link` just did."""
+        out, _, _ = self.node.pexec(["ip", "-br", "link", "show", "dev", self.name])
+        if not out.strip():
+            return "MISSING"
+        words = out.split()
+        return "OK" if len(words) > 1 and words[1] in ("UP", "UNKNOWN") else "DOWN"
+
     def delete(self) -> None:
         """Interfaces belong to the lab."""
 

@@ -43,6 +43,7 @@ pc1 ping -c1 -W1 pcb
 nat-b ip -br addr show dev eth1
 iperf pc1 server
 link pc1 nat1 down
+links
 pc1 echo LINK-DOWN
 pc1 ping -c1 -W1 server
 link pc1 nat1 up
@@ -89,6 +90,10 @@ def test_the_cli_script_on_a_lab_with_nats(make_lab, tmp_path: Path) -> None:  #
     assert rates, out
     assert 14 <= float(rates.group(1)) <= 21
     # the link down: the ping fails; up again: it succeeds
+    # `links` shows the link that went down as DOWN at both ends, the others OK
+    states = re.findall(r"^(\S+)<->(\S+) \((\w+) (\w+)\)", out, re.M)
+    assert [s[2:] for s in states if s[2:] != ("OK", "OK")] == [("DOWN", "DOWN")], states
+    assert len(states) == 16  # every uplink (14 hosts, 2 NATs), no management link
     failed, good = out.split("LINK-DOWN")[1].split("LINK-UP")
     assert "Network is unreachable" in failed or ping_blocks(failed) == [("1", "0")]
     assert ping_blocks(good) == [("1", "1")]
