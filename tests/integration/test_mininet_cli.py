@@ -129,7 +129,8 @@ def test_a_custom_topology_with_tclink_options_comes_up_with_its_bandwidth(
         inner = tmp_path / "inner.cli"
         inner.write_text("h1 echo SOURCED-$((6*7))\n")
         script = tmp_path / "iperf.cli"
-        script.write_text(f"source {inner}\nh2 echo AFTER-$((6*7))\niperf h1 h2\nlinks\n")
+        script.write_text(f"source {inner}\nh2 echo AFTER-$((6*7))\niperf h1 h2\nlinks\n"
+                          "py h1.MAC()\n")
         out = run_cli("cli", name, "--script", str(script), state_dir=state, timeout=120)
         assert out.returncode == 0, out.stderr
         text = out.stdout + out.stderr
@@ -139,6 +140,10 @@ def test_a_custom_topology_with_tclink_options_comes_up_with_its_bandwidth(
         assert "(OK OK)" in text
         # `source` inside a script: the sourced file runs, then the rest of the script
         assert "SOURCED-42" in text and "AFTER-42" in text
+        # h1.MAC() is the kernel's address of h1's interface
+        mac = Lab.attach(name, state_dir=state)["h1"].exec(
+            "cat", "/sys/class/net/eth0/address").stdout.strip()
+        assert re.search(rf"^{mac}$", text, re.M), (mac, text)
     finally:
         down = run_cli("down", name, "--quiet", state_dir=state)
         assert down.returncode == 0, down.stderr
