@@ -137,3 +137,19 @@ def test_up_refuses_a_bad_topology_before_building(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "cls=OVSSwitch is an OpenFlow switch" in result.stderr
     assert not (tmp_path / "state").exists()
+
+
+def test_lab_up_takes_a_mininet_topo_object(tmp_path: Path) -> None:
+    from mininet.topolib import TreeTopo
+
+    from testbed import Lab
+    from testbed.backends.fake import FakeBackend
+    from testbed.errors import LabError
+
+    with Lab.up(TreeTopo(depth=2, fanout=2), name="mntopo", backend=FakeBackend(),
+                state_dir=tmp_path) as lab:
+        assert lab.name == "mntopo"
+        assert [h.name for h in lab.hosts] == ["h1", "h2", "h3", "h4"]
+        assert lab["h4"].ip == "10.0.0.4"
+    with pytest.raises(LabError, match=r"give a Mininet Topo its options when making it"):
+        Lab.up(TreeTopo(), homes=4, backend=FakeBackend(), state_dir=tmp_path)
