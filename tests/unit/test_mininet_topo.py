@@ -153,3 +153,22 @@ def test_lab_up_takes_a_mininet_topo_object(tmp_path: Path) -> None:
         assert lab["h4"].ip == "10.0.0.4"
     with pytest.raises(LabError, match=r"give a Mininet Topo its options when making it"):
         Lab.up(TreeTopo(), homes=4, backend=FakeBackend(), state_dir=tmp_path)
+
+
+def test_a_converted_topology_takes_a_nat_and_a_pc_behind_it(tmp_path: Path) -> None:
+    # what convert is for: the Mininet topology as YAML, then the testbed's own nodes
+    import yaml
+
+    from testbed.topology.loader import load_topology
+
+    data = yaml.safe_load(convert("tree,depth=2,fanout=2"))
+    data["nodes"]["home-nat"] = {"kind": "nat", "uplink": {"to": "s3"}}
+    data["nodes"]["home-pc"] = {"kind": "host", "uplink": {"to": "home-nat",
+                                                           "bandwidth": "8Mbit"}}
+    path = tmp_path / "extended.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    plan = build_plan(load_topology(path))
+    assert plan.nodes["home-pc"].realm == "nat:home-nat"
+    nat = plan.nodes["home-nat"]
+    assert nat.realm == "public" and (nat.primary_address() or "").startswith("10.")
+    assert plan.nodes["h1"].primary_address() == "10.0.0.1"
