@@ -211,10 +211,11 @@ class Lab:
 
     def iperf(self, client: str, server: str, seconds: float = 5.0,
               udp_bw: str | None = None) -> Any:
-        """An iperf3 test from client to server: .received_bps, .sent_bps."""
-        from testbed.lab.probes import iperf
+        """An iperf3 test from client to server: .received_bps, .sent_bps (refused when
+        the server's address is private to another NAT's realm)."""
+        from testbed.lab.probes import IPERF_PORT, iperf
 
-        return iperf(self[client], self[server], seconds, udp_bw)
+        return iperf(self[client], self[server], seconds, udp_bw, IPERF_PORT, self.plan)
 
     # --- changing it --------------------------------------------------------------------
     def reboot(self, *nodes: str, down_time: float = 5.0, mode: str = "hard") -> None:

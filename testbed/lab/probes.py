@@ -108,8 +108,13 @@ class IperfResult:
 
 
 def iperf(client: LabNode, server: LabNode, seconds: float = 5.0, udp_bw: str | None = None,
-          port: int = IPERF_PORT) -> IperfResult:
-    """A TCP (or, with udp_bw such as '10M', UDP) iperf3 test from client to server."""
+          port: int = IPERF_PORT, plan: NetworkPlan | None = None) -> IperfResult:
+    """A TCP (or, with udp_bw such as '10M', UDP) iperf3 test from client to server. With
+    the lab's plan, refused at once when the server's address means another host (or
+    none) from the client: a private address behind another NAT."""
+    why = plan and private_elsewhere(plan, client.name, server.name)
+    if why:
+        raise LabError(f"iperf3 from {client.name} to {server.name}: {why}")
     address = server.ip
     if address is None:
         raise LabError(f"{server.name} has no address to run an iperf server on")

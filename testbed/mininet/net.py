@@ -237,7 +237,7 @@ class LabNet:
         output(f"*** Iperf: testing {l4Type} bandwidth between {client} and {server} \n")
         try:
             result = iperf(self.lab[client.name], self.lab[server.name], seconds,
-                           udpBw if l4Type == "UDP" else None, port)
+                           udpBw if l4Type == "UDP" else None, port, self.lab.plan)
         except LabError as exc:
             error(f"*** {exc}\n")
             return []

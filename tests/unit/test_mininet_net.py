@@ -180,3 +180,13 @@ def test_pingpair_takes_two_nodes_or_a_selection(lab: Lab,
                        "*** pingpair: kind=router selects 1 host(s); it needs two\n",
                        "*** pingpair: 'bogus' is not a node, a timeout or one of all, "
                        "group=NAME, kind=KIND, sample=N\n"]
+
+
+def test_iperf_to_an_address_private_behind_another_nat_is_refused_at_once(lab: Lab) -> None:
+    # the fake backend runs no process: refused before any iperf3 would start
+    with pytest.raises(LabError, match="iperf3 from pc1 to pc2: pc2's address 192.168.1.2 "
+                                       "is private to the realm behind nat2"):
+        lab.iperf("pc1", "pc2")
+    backend = lab.backend
+    assert isinstance(backend, FakeBackend)
+    assert not [argv for _, argv in backend.commands if argv[0] == "iperf3"]
