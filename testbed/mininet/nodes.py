@@ -63,6 +63,11 @@ class LabShellNode(Node):
         if self.shell:
             super().sendInt(intr)
 
+    def __repr__(self) -> str:
+        """As Mininet's (`dump`), with the lab's kind where Mininet has its class."""
+        intfs = ",".join(f"{i.name}:{i.IP()}" for i in self.intfList())
+        return f"<{self.kind} {self.name}: {intfs} pid={self.pid}> "
+
     def deleteIntfs(self, checkName: bool = True) -> None:  # noqa: N802, N803
         """The lab's interfaces outlive the CLI: never deleted from here."""
 

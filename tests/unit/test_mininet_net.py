@@ -190,3 +190,10 @@ def test_iperf_to_an_address_private_behind_another_nat_is_refused_at_once(lab: 
     backend = lab.backend
     assert isinstance(backend, FakeBackend)
     assert not [argv for _, argv in backend.commands if argv[0] == "iperf3"]
+
+
+def test_dump_shows_the_lab_s_kinds_and_addresses(lab: Lab) -> None:
+    net = LabNet(lab)
+    assert repr(net["pc1"]) == "<host pc1: eth0:192.168.1.2 pid=None> "
+    assert repr(net["nat1"]).startswith("<nat nat1: eth0:198.18.0.")
+    assert repr(net["core"]).startswith("<router core: ")
