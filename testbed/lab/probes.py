@@ -52,7 +52,7 @@ def private_elsewhere(plan: NetworkPlan, source: str, destination: str) -> str |
     private to a NAT realm `source` is not in: there it is another host's address, or
     nobody's), or None when a ping to it means the destination."""
     src, dst = plan.nodes[source], plan.nodes[destination]
-    if dst.realm in realms_seen(plan, src):
+    if not dst.realm.startswith("nat:") or dst.realm in realms_seen(plan, src):
         return None
     nat = dst.realm.split(":", 1)[1]
     return (f"{destination}'s address {dst.primary_address()} is private to the realm "
