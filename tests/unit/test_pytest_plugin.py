@@ -12,6 +12,17 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+import yaml  # noqa: F401 - imported before any in-process run: see below
+
+import testbed.lab.lab  # noqa: F401
+import testbed.lab.lifecycle  # noqa: F401
+
+# pytester's in-process runs drop the modules they imported. Imported here first, they
+# stay: a yaml re-imported later no longer matches its C extension (libyaml), whose
+# emitter then fails every dump ("expected SCALAR, SEQUENCE-START, ..."), and a lifecycle
+# module re-imported by a later run is not the one its conftest replaced, so that run
+# built real labs (as root, and with --testbed-keep-lab-on-failure left one up). This
+# file run alone did both.
 
 pytest_plugins = ["pytester"]
 
@@ -43,6 +54,7 @@ def record(op, name):
 
 @pytest.fixture(autouse=True)
 def fake_lab(monkeypatch):
+    monkeypatch.setenv("TESTBED_STATE_DIR", str(Path(__file__).parent / "state"))
     monkeypatch.setattr(testbed.pytest_plugin, "require_root", lambda: None)
     monkeypatch.setattr(lifecycle, "bring_up",
                         lambda topology, plan, backend, state, progress:
