@@ -30,7 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = 8
-DEFAULT_TOPOS = ("tree,depth=2,fanout=8", "tree,depth=3,fanout=4", "linear,32")
+DEFAULT_TOPOS = ("tree,depth=2,fanout=8", "tree,depth=3,fanout=5", "linear,32")  # docs/mininet.md
 
 
 def sample(hosts: list, size: int = SAMPLE) -> list:  # type: ignore[type-arg]

@@ -1,7 +1,8 @@
 """pytest plugin (installed with the package, entry point `pytest11`): real labs in tests.
 
 Fixtures:
-  lab           the lab of the test's `@pytest.mark.topology("file.yaml", set={...})`,
+  lab           the lab of the test's `@pytest.mark.topology("file.yaml", set={...})`
+                (or of a Mininet topology: `topology(topo="tree,depth=2", custom=[...])`),
                 built before the test and always removed after it (kept up on failure
                 with --testbed-keep-lab-on-failure); captures declared in the topology run
                 for its whole life;
@@ -31,12 +32,15 @@ import pytest
 
 if TYPE_CHECKING:
     from testbed.testing import CaptureHandle, LabFixture, ScenarioResults
+    from testbed.topology.model import Topology
 
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 KEPT = pytest.StashKey[list[str]]()
 MARKER_HELP = ("topology(path, set=None, name=None): the topology of the `lab` fixture; "
                "path relative to the test file (or the working directory), set= topology "
-               "parameters like --set, name= the lab name (default: a unique one)")
+               "parameters like --set, name= the lab name (default: a unique one). A "
+               "Mininet topology instead of a path: topo=\"tree,depth=2\" (mn --topo), "
+               "custom=\"mytopo.py\" or a list (mn --custom)")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -105,31 +109,61 @@ def testbed_artifacts(request: pytest.FixtureRequest) -> Iterator[Path]:
         base.rmdir()  # only when no other test kept something there
 
 
-def topology_of(item: pytest.Item) -> tuple[Path, dict[str, str], str | None]:
-    """The topology marker's file, --set overrides and lab name; a misuse fails the test
-    with a message that says how to write it."""
+def topology_of(item: pytest.Item) -> tuple[Callable[[], Topology], str | None]:
+    """How to load the topology marker's topology (a file with --set overrides, or a
+    Mininet --topo/--custom) and the lab name; a misuse fails the test with a message that
+    says how to write it."""
     marker = item.get_closest_marker("topology")
     if marker is None:
         pytest.fail("the `lab` fixture needs a topology: decorate the test with "
                     "@pytest.mark.topology(\"topologies/NAME.yaml\", set={...})",
                     pytrace=False)
-    if len(marker.args) != 1 or not isinstance(marker.args[0], (str, os.PathLike)):
-        pytest.fail(f"@pytest.mark.topology takes one topology file path; got "
-                    f"{marker.args!r}", pytrace=False)
-    unknown = sorted(set(marker.kwargs) - {"set", "name"})
+    unknown = sorted(set(marker.kwargs) - {"set", "name", "topo", "custom"})
     if unknown:
         pytest.fail(f"@pytest.mark.topology: unknown keyword {', '.join(unknown)}; it takes "
-                    "set={name: value} and name=\"lab-name\"", pytrace=False)
-    overrides = marker.kwargs.get("set") or {}
-    if not isinstance(overrides, dict):
-        pytest.fail(f"@pytest.mark.topology: set= must be a dict of topology parameters, "
-                    f"e.g. set={{\"homes\": 4}}; got {overrides!r}", pytrace=False)
+                    "set={name: value}, name=\"lab-name\", or for a Mininet topology "
+                    "topo=\"NAME[,ARG...]\" and custom=\"file.py\"", pytrace=False)
     name = marker.kwargs.get("name")
     if name is not None and not isinstance(name, str):
         pytest.fail(f"@pytest.mark.topology: name= must be a string; got {name!r}",
                     pytrace=False)
+    if "topo" in marker.kwargs or "custom" in marker.kwargs:
+        return mininet_topology_of(marker, item), name
+    if len(marker.args) != 1 or not isinstance(marker.args[0], (str, os.PathLike)):
+        pytest.fail(f"@pytest.mark.topology takes one topology file path; got "
+                    f"{marker.args!r}", pytrace=False)
+    overrides = marker.kwargs.get("set") or {}
+    if not isinstance(overrides, dict):
+        pytest.fail(f"@pytest.mark.topology: set= must be a dict of topology parameters, "
+                    f"e.g. set={{\"homes\": 4}}; got {overrides!r}", pytrace=False)
     path = find_file(marker.args[0], item)
-    return path, {str(k): _param(v) for k, v in overrides.items()}, name
+    params = {str(k): _param(v) for k, v in overrides.items()}
+
+    def load() -> Topology:
+        from testbed.topology.loader import load_topology
+
+        return load_topology(path, params)
+
+    return load, name
+
+
+def mininet_topology_of(marker: pytest.Mark, item: pytest.Item) -> Callable[[], Topology]:
+    """topology(topo="tree,depth=2", custom="mytopo.py"): as `mn --custom --topo`."""
+    spec, custom = marker.kwargs.get("topo"), marker.kwargs.get("custom") or []
+    if marker.args or "set" in marker.kwargs or not isinstance(spec, str):
+        pytest.fail("@pytest.mark.topology: a Mininet topology is topo=\"NAME[,ARG...]\" "
+                    "(its arguments in it, as mn --topo) with custom=\"file.py\" if it is "
+                    f"your own, and no path or set=; got {marker.args!r} {marker.kwargs!r}",
+                    pytrace=False)
+    files = [custom] if isinstance(custom, (str, os.PathLike)) else list(custom)
+    paths = [str(find_file(f, item)) for f in files]
+
+    def load() -> Topology:
+        from testbed.mininet.topo import from_mininet
+
+        return from_mininet(spec, paths, "mn")  # the fixture names the lab
+
+    return load
 
 
 def _param(value: Any) -> str:
@@ -155,14 +189,13 @@ def unique_lab_name() -> str:
 @pytest.fixture
 def lab(request: pytest.FixtureRequest, testbed_artifacts: Path) -> Iterator[LabFixture]:
     """The lab of @pytest.mark.topology, up for the test, always removed after it."""
-    from testbed.errors import TopologyError
-    from testbed.topology.loader import load_topology
+    from testbed.errors import InputError
 
-    path, overrides, name = topology_of(request.node)
+    load, name = topology_of(request.node)
     problem = ""
     try:
-        topology = load_topology(path, overrides)
-    except TopologyError as exc:
+        topology = load()
+    except InputError as exc:  # the topology file's or the Mininet topology's problems
         problem = str(exc)
     if problem:  # outside the except: no "during handling of the above exception"
         pytest.fail(problem, pytrace=False)

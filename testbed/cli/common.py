@@ -73,4 +73,6 @@ def load(args: argparse.Namespace) -> Topology:
 def find(args: argparse.Namespace, name: str | None = None) -> LabState:
     from testbed.lab.state import find_lab, state_root
 
-    return find_lab(state_root(args.state_dir), name or getattr(args, "lab", None))
+    how = ("--lab NAME" if hasattr(args, "lab") else
+           f"testbed {getattr(args, 'command', None) or '<verb>'} NAME")
+    return find_lab(state_root(args.state_dir), name or getattr(args, "lab", None), how)

@@ -25,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
     plan = build_plan(topology)
     kinds = Counter(n.kind for n in topology.nodes.values())
     summary = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
-    print(f"{topology.source}: valid. lab {topology.name!r}: {len(topology.nodes)} nodes "
+    what = (f"--topo {args.topo}" + "".join(f" --custom {c}" for c in args.custom)
+            if args.topo else topology.source)  # not the converted YAML's temporary file
+    print(f"{what}: valid. lab {topology.name!r}: {len(topology.nodes)} nodes "
           f"({summary}), {len(topology.links)} links, {len(plan.namespaces())} namespaces")
     return 0

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from testbed.backends.base import Backend
 from testbed.errors import LabError
@@ -30,7 +30,17 @@ from testbed.plan.model import NetworkPlan, VethEnd
 from testbed.progress import Progress
 from testbed.topology.model import Topology
 
-TopologySource = Topology | str | os.PathLike[str]
+
+@runtime_checkable
+class MininetTopo(Protocol):
+    """A Mininet Topo object (`TreeTopo(depth=2)`, a user's Topo subclass)."""
+
+    def addSwitch(self, name: str, **opts: Any) -> Any: ...  # noqa: N802 (Mininet's)
+
+    def addHost(self, name: str, **opts: Any) -> Any: ...  # noqa: N802
+
+
+TopologySource = Topology | MininetTopo | str | os.PathLike[str]
 
 
 def default_backend() -> Backend:
@@ -41,7 +51,15 @@ def default_backend() -> Backend:
 
 def load(topology: TopologySource, params: Mapping[str, object] | None = None,
          name: str | None = None) -> Topology:
-    """A topology object, or a file loaded with `params` (values as on --set)."""
+    """A topology object, a Mininet Topo, or a file loaded with `params` (values as on
+    --set)."""
+    if isinstance(topology, MininetTopo):
+        if params:
+            raise LabError("parameters apply when loading a topology file; give a Mininet "
+                           "Topo its options when making it (TreeTopo(depth=2))")
+        from testbed.mininet.topo import from_mininet
+
+        return from_mininet(topology, name=name)
     if not isinstance(topology, Topology):
         from testbed.topology.loader import load_topology
 
@@ -76,8 +94,9 @@ class Lab:
            name: str | None = None, backend: Backend | None = None,
            state_dir: str | os.PathLike[str] | None = None, progress: Progress | None = None,
            **param_values: object) -> Lab:
-        """Build a lab. Parameters come as a mapping or as keywords (`homes=4`). On any
-        failure or interruption, what was made is removed again before this raises."""
+        """Build a lab from a topology file, a Topology or a Mininet Topo. Parameters (of a
+        file) come as a mapping or as keywords (`homes=4`). On any failure or
+        interruption, what was made is removed again before this raises."""
         from testbed.lab.lifecycle import bring_up
         from testbed.plan.build import build_plan
 
@@ -180,21 +199,23 @@ class Lab:
     # --- probing it (Mininet's net.ping / net.iperf) -------------------------------------
     def ping(self, nodes: list[str] | None = None, timeout: float = 1.0) -> float:
         """Percent of pings lost, one from every node to every other (Mininet's net.ping);
-        without `nodes`, between all hosts (at most 32: pick a sample on bigger labs)."""
+        without `nodes`, between all hosts (at most 32: pick a sample on bigger labs). A
+        node whose address is private to another NAT's realm counts as unreachable."""
         from testbed.lab.probes import loss_percent, ping_pairs
 
         chosen = [self[n] for n in nodes] if nodes is not None else self.hosts
         if len(chosen) > 32:
             raise LabError(f"{len(chosen)} hosts would take {len(chosen) ** 2} pings: pass "
                            "the nodes to ping, e.g. lab.ping(['home001', 'login'])")
-        return loss_percent(ping_pairs(chosen, timeout))
+        return loss_percent(ping_pairs(chosen, timeout, plan=self.plan))
 
     def iperf(self, client: str, server: str, seconds: float = 5.0,
               udp_bw: str | None = None) -> Any:
-        """An iperf3 test from client to server: .received_bps, .sent_bps."""
-        from testbed.lab.probes import iperf
+        """An iperf3 test from client to server: .received_bps, .sent_bps (refused when
+        the server's address is private to another NAT's realm)."""
+        from testbed.lab.probes import IPERF_PORT, iperf
 
-        return iperf(self[client], self[server], seconds, udp_bw)
+        return iperf(self[client], self[server], seconds, udp_bw, IPERF_PORT, self.plan)
 
     # --- changing it --------------------------------------------------------------------
     def reboot(self, *nodes: str, down_time: float = 5.0, mode: str = "hard",

@@ -19,6 +19,7 @@ from testbed.errors import LabError
 
 if TYPE_CHECKING:
     from testbed.lab.node import LabNode
+    from testbed.plan.model import NetworkPlan, PlannedNode
 
 IPERF_PORT = 5201
 
@@ -29,14 +30,52 @@ class PingResult:
     destination: str
     received: bool
     output: str = ""
+    sent: bool = True  # False: no ping could mean the destination (see private_elsewhere)
 
 
-def ping_pairs(nodes: Sequence[LabNode], timeout: float = 1.0,
-               workers: int = 8) -> list[PingResult]:
-    """One ping from every node to every other (as Mininet's pingall), in order."""
+def realms_seen(plan: NetworkPlan, node: PlannedNode) -> set[str]:
+    """The address realms whose addresses mean their own hosts from inside `node`: its own
+    realm and those its NATs lead out to (public in the end); a NAT also sees its inside."""
+    seen = {node.realm, *([node.inner_realm] if node.inner_realm else [])}
+    realm = node.realm
+    while realm.startswith("nat:"):
+        nat = plan.nodes.get(realm.split(":", 1)[1])
+        if nat is None or nat.realm in seen:
+            break
+        realm = nat.realm
+        seen.add(realm)
+    return seen
+
+
+def private_elsewhere(plan: NetworkPlan, source: str, destination: str) -> str | None:
+    """Why `destination`'s first address does not name it from inside `source` (it is
+    private to a NAT realm `source` is not in: there it is another host's address, or
+    nobody's), or None when a ping to it means the destination."""
+    src, dst = plan.nodes[source], plan.nodes[destination]
+    if not dst.realm.startswith("nat:") or dst.realm in realms_seen(plan, src):
+        return None
+    nat = dst.realm.split(":", 1)[1]
+    return (f"{destination}'s address {dst.primary_address()} is private to the realm "
+            f"behind {nat}: from {source} it names another host or none")
+
+
+def ping_pairs(nodes: Sequence[LabNode], timeout: float = 1.0, workers: int = 8,
+               plan: NetworkPlan | None = None) -> list[PingResult]:
+    """One ping from every node to every other (as Mininet's pingall), in order. With the
+    lab's plan, a pair whose destination's address is private to another NAT realm counts
+    as lost without a ping: the reply would come from a host of the source's own realm
+    that has the same address (home PCs behind their NATs all answer for 192.168.1.2)."""
     pairs = [(a, b) for a in nodes for b in nodes if a.name != b.name]
+
+    def one(pair: tuple[LabNode, LabNode]) -> PingResult:
+        source, destination = pair
+        why = plan and private_elsewhere(plan, source.name, destination.name)
+        if why:
+            return PingResult(source.name, destination.name, False, why, sent=False)
+        return ping_once(source, destination, timeout)
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return list(pool.map(lambda pair: ping_once(pair[0], pair[1], timeout), pairs))
+        return list(pool.map(one, pairs))
 
 
 def ping_once(source: LabNode, destination: LabNode | str, timeout: float = 1.0
@@ -69,8 +108,13 @@ class IperfResult:
 
 
 def iperf(client: LabNode, server: LabNode, seconds: float = 5.0, udp_bw: str | None = None,
-          port: int = IPERF_PORT) -> IperfResult:
-    """A TCP (or, with udp_bw such as '10M', UDP) iperf3 test from client to server."""
+          port: int = IPERF_PORT, plan: NetworkPlan | None = None) -> IperfResult:
+    """A TCP (or, with udp_bw such as '10M', UDP) iperf3 test from client to server. With
+    the lab's plan, refused at once when the server's address means another host (or
+    none) from the client: a private address behind another NAT."""
+    why = plan and private_elsewhere(plan, client.name, server.name)
+    if why:
+        raise LabError(f"iperf3 from {client.name} to {server.name}: {why}")
     address = server.ip
     if address is None:
         raise LabError(f"{server.name} has no address to run an iperf server on")

@@ -163,8 +163,9 @@ def list_labs(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "journal.jsonl").exists())
 
 
-def find_lab(root: Path, name: str | None) -> LabState:
-    """The named lab, or the only lab when no name is given."""
+def find_lab(root: Path, name: str | None, how: str = "Lab.attach(NAME)") -> LabState:
+    """The named lab, or the only lab when no name is given; `how` tells the user where
+    to give a name (the verbs differ: --lab NAME, a LAB argument)."""
     labs = list_labs(root)
     if name:
         if name not in labs:
@@ -175,4 +176,4 @@ def find_lab(root: Path, name: str | None) -> LabState:
         return LabState(root, labs[0])
     if not labs:
         raise LabError(f"no lab is up (state directory {root})")
-    raise LabError(f"several labs are up ({', '.join(labs)}); name one with --lab")
+    raise LabError(f"several labs are up ({', '.join(labs)}); name one: {how}")

@@ -11,18 +11,19 @@ of nodes pings a sample by default: `pingall group=home-pc`, `pingall sample=20`
 
 from __future__ import annotations
 
+import cmd
 import re
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 from mininet.cli import CLI
-from mininet.log import error, output
+from mininet.log import error, output, warn
 from mininet.net import Mininet
 
 from testbed.errors import LabError
 from testbed.lab.lab import Lab
-from testbed.lab.probes import PingResult, iperf, ping_pairs, rate_text
+from testbed.lab.probes import PingResult, iperf, ping_pairs, private_elsewhere, rate_text
 from testbed.mininet.nodes import LabIntf, LabLink, LabShellNode
 
 SAMPLE = 8  # hosts pinged by a bare `pingall` on a lab of more than ALL_UP_TO hosts
@@ -102,7 +103,8 @@ class LabNet:
     def end_hosts(self) -> list[LabShellNode]:
         return [n for n in self.hosts if n.kind in END_HOSTS]
 
-    def select(self, words: list[str]) -> tuple[list[LabShellNode], str | None, str]:
+    def select(self, words: list[str], verb: str = "pingall"
+               ) -> tuple[list[LabShellNode], str | None, str]:
         """`pingall` arguments: [TIMEOUT] [all] [group=G] [kind=K] [sample=N] [NODE...].
         Returns the hosts, the timeout and a note on what was chosen."""
         timeout, names, filters, sample, everything = None, [], {}, None, False
@@ -122,7 +124,7 @@ class LabNet:
             elif word in self.nameToNode:
                 names.append(word)
             else:
-                raise LabError(f"pingall: {word!r} is not a node, a timeout or one of all, "
+                raise LabError(f"{verb}: {word!r} is not a node, a timeout or one of all, "
                                "group=NAME, kind=KIND, sample=N")
         if names:
             return [self.nameToNode[n] for n in names], timeout, ""
@@ -133,7 +135,7 @@ class LabNet:
                       if all((planned[n.name].node.group if k == "group" else n.kind) == v
                              for k, v in filters.items())]
             if not chosen:
-                raise LabError(f"pingall: no node has {filters}")
+                raise LabError(f"{verb}: no node has {filters}")
         limit = sample if sample is not None else (None if everything else SAMPLE)
         if limit is None or len(chosen) <= max(limit, ALL_UP_TO if sample is None else 0):
             return chosen, timeout, ""
@@ -144,14 +146,15 @@ class LabNet:
     # --- what the CLI calls ---------------------------------------------------------------
     def _ping(self, hosts: list[LabShellNode], timeout: str | None) -> list[PingResult]:
         nodes = [self.lab[h.name] for h in hosts]
-        return ping_pairs(nodes, float(timeout) if timeout else 1.0)
+        return ping_pairs(nodes, float(timeout) if timeout else 1.0, plan=self.lab.plan)
 
     def ping(self, hosts: list[LabShellNode] | None = None, timeout: str | None = None,
              note: str = "") -> float:
         """Mininet's net.ping: output and figure in its words."""
         hosts = hosts or self.select([])[0]
         output("*** Ping: testing ping reachability\n" + note)
-        results = iter(self._ping(hosts, timeout))
+        found = self._ping(hosts, timeout)
+        results = iter(found)
         lost = sent = 0
         for node in hosts:
             output(f"{node.name} -> ")
@@ -163,6 +166,10 @@ class LabNet:
                 lost += not result.received
                 output(f"{dest.name} " if result.received else "X ")
             output("\n")
+        unsent = [r for r in found if not r.sent]
+        if unsent:
+            output(f"*** {len(unsent)} X without a ping: the address is private to another "
+                   f"NAT's realm (e.g. {unsent[0].output})\n")
         loss = 100.0 * lost / sent if sent else 0.0
         output(f"*** Results: {loss:.0f}% dropped ({sent - lost}/{sent} received)\n")
         return loss
@@ -175,8 +182,28 @@ class LabNet:
             return 100.0
         return self.ping(hosts, timeout, note)
 
-    def pingPair(self) -> float:  # noqa: N802
-        return self.ping(self.end_hosts()[:2])
+    def pair(self, line: str | None) -> tuple[list[LabShellNode], str | None]:
+        """`pingpair` arguments: two NODEs, or a selection as pingall takes it (its first
+        two hosts); none: the first two end hosts, as Mininet's first two hosts."""
+        words = (line or "").split()
+        if not words:
+            return self.end_hosts()[:2], None
+        named = [w for w in words if w in self.nameToNode]
+        if named and len(named) != 2:
+            raise LabError(f"pingpair: two nodes, not {len(named)} (pingall takes more)")
+        hosts, timeout, _ = self.select(words, "pingpair")
+        if len(hosts) < 2:
+            raise LabError(f"pingpair: {' '.join(words)} selects {len(hosts)} host(s); "
+                           "it needs two")
+        return hosts[:2], timeout
+
+    def pingPair(self, line: str | None = None) -> float:  # noqa: N802
+        try:
+            hosts, timeout = self.pair(line)
+        except LabError as exc:
+            error(f"*** {exc}\n")
+            return 100.0
+        return self.ping(hosts, timeout)
 
     def pingFull(self, hosts: list[LabShellNode] | None = None) -> list[Any]:  # noqa: N802
         hosts = hosts or self.select([])[0]
@@ -191,8 +218,13 @@ class LabNet:
     def pingAllFull(self) -> list[Any]:  # noqa: N802
         return self.pingFull()
 
-    def pingPairFull(self) -> list[Any]:  # noqa: N802
-        return self.pingFull(self.end_hosts()[:2])
+    def pingPairFull(self, line: str | None = None) -> list[Any]:  # noqa: N802
+        try:
+            hosts, _ = self.pair(line)
+        except LabError as exc:
+            error(f"*** {exc}\n")
+            return []
+        return self.pingFull(hosts)
 
     def iperf(self, hosts: list[LabShellNode] | None = None, l4Type: str = "TCP",  # noqa: N803
               udpBw: str = "10M", fmt: str | None = None, seconds: int = 5,  # noqa: N803
@@ -205,7 +237,7 @@ class LabNet:
         output(f"*** Iperf: testing {l4Type} bandwidth between {client} and {server} \n")
         try:
             result = iperf(self.lab[client.name], self.lab[server.name], seconds,
-                           udpBw if l4Type == "UDP" else None, port)
+                           udpBw if l4Type == "UDP" else None, port, self.lab.plan)
         except LabError as exc:
             error(f"*** {exc}\n")
             return []
@@ -232,10 +264,21 @@ class LabNet:
 
 
 class LabCLI(CLI):
-    """Mininet's CLI; adds completion of node names and `lab` in `py`, keeps the prompt
-    when a command fails, and says why `dpctl` and `switch` have nothing to act on."""
+    """Mininet's CLI; adds completion of node names (dashes and all) and `lab` in `py`,
+    keeps the prompt when a command fails, notes an address private to another NAT's
+    realm, and says why `dpctl` and `switch` have nothing to act on."""
 
     prompt = "mininet> "
+    # the lab's node names have dashes (home001-nat, corp-fw): each is one word, both as a
+    # command's first word and for Tab (Mininet's own names never have one)
+    identchars = cmd.IDENTCHARS + "-"
+
+    def preloop(self) -> None:
+        try:
+            import readline
+        except ImportError:
+            return
+        readline.set_completer_delims(readline.get_completer_delims().replace("-", ""))
 
     def getLocals(self) -> dict[str, Any]:  # noqa: N802
         found: dict[str, Any] = super().getLocals()
@@ -249,6 +292,27 @@ class LabCLI(CLI):
         except Exception as exc:  # a command's error must not end the session
             error(f"*** {type(exc).__name__}: {exc}\n")
             return None
+
+    def default(self, line: str) -> None:
+        """`A CMD B ...` as Mininet runs it (B becomes its address); first says so when B's
+        address is private to another NAT's realm, where A would reach another host."""
+        first, args, _ = self.parseline(line)
+        if first in self.mn and args:
+            plan = self.mn.lab.plan
+            for word in dict.fromkeys(args.split(" ")):
+                why = word in self.mn and word != first and private_elsewhere(plan, first, word)
+                if why:
+                    warn(f"*** note: {why}\n")
+        super().default(line)
+
+    def do_pingpair(self, line: str) -> None:
+        """Ping between two hosts: `pingpair A B`, the first two of a selection
+        (`pingpair group=home-pc`), or without arguments the first two end hosts."""
+        self.mn.pingPair(line)
+
+    def do_pingpairfull(self, line: str) -> None:
+        """As pingpair, with each ping's round-trip times."""
+        self.mn.pingPairFull(line)
 
     def do_source(self, line: str) -> None:
         """Read commands from a file (`source` inside a --script file too: Mininet 2.3.0

@@ -63,6 +63,11 @@ class LabShellNode(Node):
         if self.shell:
             super().sendInt(intr)
 
+    def __repr__(self) -> str:
+        """As Mininet's (`dump`), with the lab's kind where Mininet has its class."""
+        intfs = ",".join(f"{i.name}:{i.IP()}" for i in self.intfList())
+        return f"<{self.kind} {self.name}: {intfs} pid={self.pid}> "
+
     def deleteIntfs(self, checkName: bool = True) -> None:  # noqa: N802, N803
         """The lab's interfaces outlive the CLI: never deleted from here."""
 
@@ -84,6 +89,28 @@ class LabIntf(Intf):
 
     def updateIP(self) -> Any:  # noqa: N802
         return self.ip
+
+    def _brief(self) -> list[str]:
+        """`ip -br link` of the interface: name, state, MAC (empty if it is gone)."""
+        out, _, _ = self.node.pexec(["ip", "-br", "link", "show", "dev", self.name])
+        return str(out).split()
+
+    def status(self) -> str:
+        """OK, DOWN (after `link A B down`, or its peer's end is down) or MISSING; Mininet
+        says OK for an interface that is down, which hides what `link` just did."""
+        words = self._brief()
+        if not words:
+            return "MISSING"
+        return "OK" if len(words) > 1 and words[1] in ("UP", "UNKNOWN") else "DOWN"
+
+    def updateMAC(self) -> Any:  # noqa: N802
+        words = self._brief()
+        self.mac = words[2] if len(words) > 2 else None
+        return self.mac
+
+    def MAC(self) -> Any:  # noqa: N802
+        """The kernel's MAC address (the lab set it, not Mininet), read when first asked."""
+        return self.mac or self.updateMAC()
 
     def delete(self) -> None:
         """Interfaces belong to the lab."""

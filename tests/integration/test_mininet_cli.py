@@ -8,8 +8,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -27,16 +30,20 @@ nodes:
   server: {kind: host, uplink: {to: core, bandwidth: 100Mbit}}
   nat1: {kind: nat, uplink: {to: core}}
   pc{n}: {kind: host, count: 12, uplink: {to: nat1, bandwidth: 20Mbit}}
-  nat2: {kind: nat, uplink: {to: core}}
-  pcb: {kind: host, uplink: {to: nat2}}
+  nat-b: {kind: nat, uplink: {to: core}}
+  pcb: {kind: host, uplink: {to: nat-b}}
 """
 
 SCRIPT = """
 nodes
 pingall
 pingall pcb server
+pingall pc1 pc2 pcb
+pc1 ping -c1 -W1 pcb
+nat-b ip -br addr show dev eth1
 iperf pc1 server
 link pc1 nat1 down
+links
 pc1 echo LINK-DOWN
 pc1 ping -c1 -W1 server
 link pc1 nat1 up
@@ -71,11 +78,22 @@ def test_the_cli_script_on_a_lab_with_nats(make_lab, tmp_path: Path) -> None:  #
     assert "*** Results: 12% dropped (49/56 received)" in out
     # named nodes: from behind its NAT pcb reaches the server; the server cannot reach it
     assert re.search(r"^pcb -> server \n^server -> X \n", out, re.M), out
+    # pc1 and pcb are both 192.168.1.2, behind different NATs: no ping between them counts
+    # (pc1 would answer its own), and a ping typed by hand gets a note first
+    assert re.search(r"^pc1 -> pc2 X \n^pc2 -> pc1 X \n^pcb -> X X \n"
+                     r"^\*\*\* 4 X without a ping", out, re.M), out
+    assert "*** note: pcb's address 192.168.1.2 is private to the realm behind nat-b" in out
+    # a node name with a dash is one word: the command ran in nat-b (its inside address)
+    assert re.search(r"^eth1\S* +UP +192\.168\.1\.1/24", out, re.M), out
     # iperf through pc1's 20 Mbit uplink
     rates = re.search(r"\*\*\* Results: \['([\d.]+) Mbits/sec', '([\d.]+) Mbits/sec'\]", out)
     assert rates, out
     assert 14 <= float(rates.group(1)) <= 21
     # the link down: the ping fails; up again: it succeeds
+    # `links` shows the link that went down as DOWN at both ends, the others OK
+    states = re.findall(r"^(\S+)<->(\S+) \((\w+) (\w+)\)", out, re.M)
+    assert [s[2:] for s in states if s[2:] != ("OK", "OK")] == [("DOWN", "DOWN")], states
+    assert len(states) == 16  # every uplink (14 hosts, 2 NATs), no management link
     failed, good = out.split("LINK-DOWN")[1].split("LINK-UP")
     assert "Network is unreachable" in failed or ping_blocks(failed) == [("1", "0")]
     assert ping_blocks(good) == [("1", "1")]
@@ -108,8 +126,11 @@ def test_a_custom_topology_with_tclink_options_comes_up_with_its_bandwidth(
                  "--quiet", state_dir=state)
     assert up.returncode == 0, up.stderr
     try:
+        inner = tmp_path / "inner.cli"
+        inner.write_text("h1 echo SOURCED-$((6*7))\n")
         script = tmp_path / "iperf.cli"
-        script.write_text("iperf h1 h2\nlinks\n")
+        script.write_text(f"source {inner}\nh2 echo AFTER-$((6*7))\niperf h1 h2\nlinks\n"
+                          "py h1.MAC()\n")
         out = run_cli("cli", name, "--script", str(script), state_dir=state, timeout=120)
         assert out.returncode == 0, out.stderr
         text = out.stdout + out.stderr
@@ -117,6 +138,12 @@ def test_a_custom_topology_with_tclink_options_comes_up_with_its_bandwidth(
         assert rates, text
         assert 3.5 <= float(rates.group(1)) <= 5.3
         assert "(OK OK)" in text
+        # `source` inside a script: the sourced file runs, then the rest of the script
+        assert "SOURCED-42" in text and "AFTER-42" in text
+        # h1.MAC() is the kernel's address of h1's interface
+        mac = Lab.attach(name, state_dir=state)["h1"].exec(
+            "cat", "/sys/class/net/eth0/address").stdout.strip()
+        assert re.search(rf"^{mac}$", text, re.M), (mac, text)
     finally:
         down = run_cli("down", name, "--quiet", state_dir=state)
         assert down.returncode == 0, down.stderr
@@ -174,3 +201,65 @@ def test_the_docs_python_example_runs(tmp_path: Path, monkeypatch: pytest.Monkey
     rate = re.search(r"h1 -> h4: ([\d.]+) Mbit/s", out)
     assert rate and float(rate.group(1)) > 10, out  # unshaped veths: far above 10 Mbit/s
     assert not (tmp_path / "state" / name).exists()
+
+
+def test_the_interactive_cli_completes_names_and_ctrl_d_leaves_the_lab_up(make_lab) -> None:  # type: ignore[no-untyped-def]
+    """At a real prompt (a pty): Tab completes a node name with a dash, a command runs in
+    that node, Ctrl-C stops a command and keeps the prompt, Ctrl-D leaves the lab up."""
+    pexpect = pytest.importorskip("pexpect")
+    lab = make_lab("""
+        nodes:
+          core: {kind: router}
+          server: {kind: host, uplink: {to: core}}
+          home-nat: {kind: nat, uplink: {to: core}}
+          home-pc: {kind: host, uplink: {to: home-nat}}
+    """)
+    env = {**os.environ, "TESTBED_STATE_DIR": str(lab.state.root), "INPUTRC": "/dev/null"}
+    child = pexpect.spawn(sys.executable, ["-m", "testbed", "cli", lab.name], env=env,
+                          cwd=str(REPO), encoding="utf-8", timeout=30)
+    try:
+        child.expect_exact("mininet> ")
+        child.send("home-pc ping -c1 -W2 ser\t")
+        child.expect_exact("server")
+        child.send("\r")
+        child.expect(r"1 packets transmitted, 1 received")
+        child.expect_exact("mininet> ")
+        child.send("home-n\t")
+        child.expect_exact("home-nat")
+        child.send(" ip -br addr show dev eth1\r")
+        child.expect(r"eth1\S* +UP +192\.168\.1\.1/24")
+        child.expect_exact("mininet> ")
+        child.sendline("server sleep 30")
+        child.expect_exact("server sleep 30")
+        time.sleep(0.5)
+        child.sendintr()
+        child.expect_exact("mininet> ", timeout=10)
+        child.sendeof()
+        child.expect_exact(f"lab '{lab.name}' is still up")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0, child.before
+    assert lab.state.exists()
+    assert lab["home-pc"].exec("ping", "-c1", "-W2", lab.addr("server")).returncode == 0
+
+
+def test_a_script_with_refused_commands_exits_1_after_running_the_rest(  # type: ignore[no-untyped-def]
+        make_lab, tmp_path: Path) -> None:
+    lab = make_lab("""
+        nodes:
+          core: {kind: router}
+          a: {kind: host, uplink: {to: core}}
+          b: {kind: host, uplink: {to: core}}
+    """)
+    path = tmp_path / "typos.cli"
+    path.write_text("pingal\nlink a b down\na echo STILL-RAN\niperf a\n")
+    result = run_cli("cli", lab.name, "--script", str(path), state_dir=lab.state.root,
+                     timeout=60)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "*** Unknown command: pingal" in out
+    assert "no link between a and b" in out
+    assert "STILL-RAN" in out
+    assert f"*** 3 command(s) of {path} were refused or failed" in out
+    assert lab.state.exists()

@@ -79,11 +79,31 @@ def test_finding_labs_by_name_or_alone(tmp_path: Path) -> None:
         find_lab(tmp_path, None)
     for name in ("one", "two"):
         LabState(tmp_path, name).create()
-    with pytest.raises(LabError, match="several labs are up"):
+    with pytest.raises(LabError, match=r"several labs are up \(one, two\); name one: "
+                                       r"Lab.attach\(NAME\)"):
         find_lab(tmp_path, None)
     with pytest.raises(LabError, match="no lab named 'three'.*one, two"):
         find_lab(tmp_path, "three")
     assert find_lab(tmp_path, "two").lab == "two"
+
+
+@pytest.mark.parametrize("verb, options, how", [
+    ("cli", {}, "testbed cli NAME"), ("down", {}, "testbed down NAME"),
+    ("inspect", {"lab": None}, "--lab NAME"), ("exec", {"lab": None}, "--lab NAME")])
+def test_several_labs_up_the_verb_says_how_to_name_one(tmp_path: Path, verb: str,
+                                                       options: dict[str, object],
+                                                       how: str) -> None:
+    # `testbed cli` and `down` take the lab as an argument, other verbs as --lab
+    import argparse
+
+    from testbed.cli.common import find
+
+    for name in ("one", "two"):
+        LabState(tmp_path, name).create()
+    args = argparse.Namespace(state_dir=tmp_path, command=verb, **options)
+    with pytest.raises(LabError) as caught:
+        find(args)
+    assert str(caught.value).endswith(f"(one, two); name one: {how}")
 
 
 def test_lock_refuses_a_concurrent_command(tmp_path: Path) -> None:

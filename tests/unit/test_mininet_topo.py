@@ -116,6 +116,20 @@ def test_convert_writes_yaml_that_validates(tmp_path: Path) -> None:
     assert "7 nodes (4 host, 3 switch)" in checked.stdout
 
 
+def test_validate_names_the_mininet_topology_it_checked() -> None:
+    checked = run_cli("validate", "--topo", "tree,depth=2")
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith("--topo tree,depth=2: valid. lab 'tree-2': 7 nodes")
+
+
+def test_torus_is_refused_saying_why_and_what_to_do() -> None:
+    with pytest.raises(InputError) as caught:
+        convert("torus,3,3")
+    assert "close loops of switches; Linux bridges here run no spanning tree" in str(
+        caught.value)
+    assert "build a routed topology instead" in str(caught.value)
+
+
 def test_up_refuses_a_bad_topology_before_building(tmp_path: Path) -> None:
     path = custom(tmp_path, "s = self.addSwitch('s1', cls=OVSSwitch)\n"
                             "self.addLink(self.addHost('h1'), s)")
@@ -123,3 +137,38 @@ def test_up_refuses_a_bad_topology_before_building(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "cls=OVSSwitch is an OpenFlow switch" in result.stderr
     assert not (tmp_path / "state").exists()
+
+
+def test_lab_up_takes_a_mininet_topo_object(tmp_path: Path) -> None:
+    from mininet.topolib import TreeTopo
+
+    from testbed import Lab
+    from testbed.backends.fake import FakeBackend
+    from testbed.errors import LabError
+
+    with Lab.up(TreeTopo(depth=2, fanout=2), name="mntopo", backend=FakeBackend(),
+                state_dir=tmp_path) as lab:
+        assert lab.name == "mntopo"
+        assert [h.name for h in lab.hosts] == ["h1", "h2", "h3", "h4"]
+        assert lab["h4"].ip == "10.0.0.4"
+    with pytest.raises(LabError, match=r"give a Mininet Topo its options when making it"):
+        Lab.up(TreeTopo(), homes=4, backend=FakeBackend(), state_dir=tmp_path)
+
+
+def test_a_converted_topology_takes_a_nat_and_a_pc_behind_it(tmp_path: Path) -> None:
+    # what convert is for: the Mininet topology as YAML, then the testbed's own nodes
+    import yaml
+
+    from testbed.topology.loader import load_topology
+
+    data = yaml.safe_load(convert("tree,depth=2,fanout=2"))
+    data["nodes"]["home-nat"] = {"kind": "nat", "uplink": {"to": "s3"}}
+    data["nodes"]["home-pc"] = {"kind": "host", "uplink": {"to": "home-nat",
+                                                           "bandwidth": "8Mbit"}}
+    path = tmp_path / "extended.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    plan = build_plan(load_topology(path))
+    assert plan.nodes["home-pc"].realm == "nat:home-nat"
+    nat = plan.nodes["home-nat"]
+    assert nat.realm == "public" and (nat.primary_address() or "").startswith("10.")
+    assert plan.nodes["h1"].primary_address() == "10.0.0.1"

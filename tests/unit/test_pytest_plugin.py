@@ -12,6 +12,17 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+import yaml  # noqa: F401 - imported before any in-process run: see below
+
+import testbed.lab.lab  # noqa: F401
+import testbed.lab.lifecycle  # noqa: F401
+
+# pytester's in-process runs drop the modules they imported. Imported here first, they
+# stay: a yaml re-imported later no longer matches its C extension (libyaml), whose
+# emitter then fails every dump ("expected SCALAR, SEQUENCE-START, ..."), and a lifecycle
+# module re-imported by a later run is not the one its conftest replaced, so that run
+# built real labs (as root, and with --testbed-keep-lab-on-failure left one up). This
+# file run alone did both.
 
 pytest_plugins = ["pytester"]
 
@@ -43,6 +54,7 @@ def record(op, name):
 
 @pytest.fixture(autouse=True)
 def fake_lab(monkeypatch):
+    monkeypatch.setenv("TESTBED_STATE_DIR", str(Path(__file__).parent / "state"))
     monkeypatch.setattr(testbed.pytest_plugin, "require_root", lambda: None)
     monkeypatch.setattr(lifecycle, "bring_up",
                         lambda topology, plan, backend, state, progress:
@@ -106,7 +118,8 @@ def test_a_misused_topology_marker_fails_with_how_to_write_it(pytester: pytest.P
         "@pytest.mark.topology(\"topologies/NAME.yaml\", set={...})*",
         "*@pytest.mark.topology takes one topology file path; got (1,)*",
         "*set= must be a dict of topology parameters*got 'homes=3'*",
-        "*unknown keyword sett; it takes set={name: value} and name=*",
+        "*unknown keyword sett; it takes set={name: value}, name=*, or for a Mininet "
+        "topology topo=*",
         "*file 'missing.yaml' not found (looked in: *",
         "*--set homes: no such parameter; known: none declared*",
     ])
@@ -174,6 +187,51 @@ def test_the_lab_always_goes_down_unless_kept_for_a_failure(pytester: pytest.Pyt
                                      "inspect --lab failing; sudo testbed down failing"])
     else:
         assert downs == ups
+
+
+def test_the_lab_of_a_mininet_topology(pytester: pytest.Pytester) -> None:
+    # topo= and custom= as mn --topo/--custom; custom files relative to the test file
+    pytester.makeconftest(FAKE_LIFECYCLE)
+    pytester.makepyfile(mytopo=textwrap.dedent("""\
+        from mininet.topo import Topo
+
+        class Pair(Topo):
+            def build(self, bw=10):
+                s1 = self.addSwitch("s1")
+                self.addLink(self.addHost("h1"), s1, bw=bw)
+                self.addLink(self.addHost("h2"), s1)
+
+        topos = {"pair": Pair}
+        """))
+    pytester.makepyfile(textwrap.dedent("""\
+        import pytest
+
+        @pytest.mark.topology(topo="tree,depth=2,fanout=2")
+        def test_builtin(lab):
+            assert [h.name for h in lab.hosts] == ["h1", "h2", "h3", "h4"]
+            assert lab.addr("h4") == "10.0.0.4" and lab.name.startswith("pt")
+
+        @pytest.mark.topology(topo="pair,bw=5", custom="mytopo.py", name="mnpair")
+        def test_custom(lab):
+            assert lab.name == "mnpair" and lab.addr("h2") == "10.0.0.2"
+            link, = [l for l in lab.topology.links if "h1" in (l.a, l.b)]
+            assert link.rate_ab == 5_000_000
+
+        @pytest.mark.topology("tiny.yaml", topo="linear,2")
+        def test_path_and_topo(lab):
+            pass
+
+        @pytest.mark.topology(topo="torus,3,3")
+        def test_unsupported(lab):
+            pass
+        """))
+    result = run(pytester, "--testbed-results", str(pytester.path / "out"))
+    result.assert_outcomes(passed=2, errors=2)
+    result.stdout.fnmatch_lines_random([
+        "*a Mininet topology is topo=*(its arguments in it, as mn --topo)*and no path or "
+        "set=; got ('tiny.yaml',) {'topo': 'linear,2'}",
+        "*close loops of switches*",
+    ])
 
 
 def test_run_scenario_reports_bad_input_before_needing_root(pytester: pytest.Pytester
