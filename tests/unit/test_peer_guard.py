@@ -1,18 +1,22 @@
 """The peer's defences as pure logic: JSON depth, connection caps, rate-limited logging,
-and the first-frame deadline on a loopback socket."""
+and, on a loopback socket, the first-frame deadline and accept() out of descriptors."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import resource
+import socket
 
 import pytest
 
+from testbed.peer import guard as guard_module
 from testbed.peer.guard import (
     Admission,
     ConnectionGuard,
     ConnectionLimits,
+    GuardedServer,
     RateLimitedLog,
     raise_nofile_limit,
 )
@@ -139,3 +143,63 @@ def test_a_silent_connection_is_closed_at_the_first_frame_deadline() -> None:
     reasons, took = asyncio.run(scenario())
     assert reasons == ["idle", "refused=1"]
     assert 0.25 <= took < 2.0
+
+
+class StarvedSocket(socket.socket):
+    """A listening socket whose first `starved` accept() calls fail as a process out of
+    descriptors sees it (EMFILE), however readable the socket is."""
+
+    starved = 3
+    calls = 0
+
+    def accept(self) -> tuple[socket.socket, tuple[str, int]]:
+        self.calls += 1
+        if self.calls <= self.starved:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return super().accept()
+
+
+def test_accept_out_of_descriptors_pauses_instead_of_busy_looping(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A connection waits in the kernel's queue while accept() fails: the server tries
+    once per pause (not thousands of times a second), logs one line for it all, and
+    serves the connection once descriptors are back."""
+    monkeypatch.setattr(guard_module, "ACCEPT_PAUSE_S", 0.2)
+
+    async def scenario() -> tuple[bytes, float, int]:
+        metrics = PeerMetrics("n")
+        guard = ConnectionGuard(metrics, RateLimitedLog(logging.getLogger("t.accept")),
+                                ConnectionLimits(first_frame_s=5))
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+                         ) -> None:
+            async for _ in guard.frames(reader):
+                writer.write(b"served")
+                break
+            writer.close()
+
+        listening = StarvedSocket(socket.AF_INET, socket.SOCK_STREAM)
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(16)
+        listening.setblocking(False)
+        loop = asyncio.get_running_loop()
+        server = GuardedServer(guard, listening, handle, loop)
+        server.start()
+        began = loop.time()
+        reader, writer = await asyncio.open_connection(*listening.getsockname())
+        writer.write(frame(b'{"seq": 1}', MessageType.KEEPALIVE))
+        reply = await asyncio.wait_for(reader.read(), 5)
+        took = loop.time() - began
+        writer.close()
+        server.close()
+        guard.close()
+        return reply, took, listening.calls
+
+    with caplog.at_level(logging.INFO, logger="t.accept"):
+        reply, took, calls = asyncio.run(scenario())
+    assert reply == b"served"
+    assert took >= 3 * 0.2 - 0.05  # three pauses, one per failed accept()
+    assert calls <= StarvedSocket.starved + 3, calls  # no busy loop meanwhile
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["accept paused, out of resources: OSError: [Errno 24] Too many open "
+                     "files"], lines  # the other two held back by the limiter
