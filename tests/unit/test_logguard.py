@@ -31,8 +31,10 @@ def test_logs_come_from_the_journal_and_the_cap_from_the_environment(tmp_path: P
     journal.write_text("\n".join([
         json.dumps({"op": "netns", "name": "x"}),
         json.dumps({"op": "process", "node": "a", "log": "/s/a/peer.log"}),
+        json.dumps({"op": "log", "path": "/s/ovs/ovs-vswitchd.log"}),  # a daemon's own
         '{"op": "process", "torn',
     ]))
-    assert journaled_logs(journal) == {Path("/s/a/peer.log")}
+    assert journaled_logs(journal) == {Path("/s/a/peer.log"),
+                                       Path("/s/ovs/ovs-vswitchd.log")}
     assert cap_bytes({"TESTBED_LOG_MAX_BYTES": "4096"}) == 4096
     assert cap_bytes({}) == 20 * 2**20
