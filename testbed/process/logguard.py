@@ -82,11 +82,14 @@ def journaled_logs(journal: Path) -> set[Path]:
 def guard(state_dir: Path, cap: int, interval: float = INTERVAL) -> None:
     """Until the lab's state directory goes away (or SIGTERM at `down`)."""
     journal = state_dir / "journal.jsonl"
-    seen = -1.0
+    seen: tuple[int, int] = (-1, -1)
     logs: set[Path] = set()
     while state_dir.is_dir():
         try:
-            changed = journal.stat().st_mtime
+            # its size too: two writes within one tick of the file clock leave the mtime
+            # as it was, and the journal only ever grows
+            stat = journal.stat()
+            changed = (stat.st_mtime_ns, stat.st_size)
         except OSError:
             changed = seen
         if changed != seen:
