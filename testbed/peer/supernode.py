@@ -128,6 +128,7 @@ class Supernode:
                 if not self.active:
                     break
                 child = await self._on_tcp(frame, writer, child, f"{peer[0]}:{peer[1]}")
+                await writer.drain()  # a client that never reads is held back by TCP
         except ProtocolError as exc:
             self.guard.count(exc)
         except ConnectionError:

@@ -1,5 +1,6 @@
 """The peer's defences as pure logic: JSON depth, connection caps, rate-limited logging,
-and, on a loopback socket, the first-frame deadline and accept() out of descriptors."""
+and, on loopback sockets, the first-frame deadline, accept() out of descriptors and
+clients that never read their answers."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import errno
 import logging
 import resource
 import socket
+import time
+import uuid
 
 import pytest
 
+from testbed.metrics.offline import free_port
 from testbed.peer import guard as guard_module
+from testbed.peer.auth import TokenSigner, TokenVerifier
 from testbed.peer.guard import (
     Admission,
     ConnectionGuard,
@@ -20,7 +25,9 @@ from testbed.peer.guard import (
     RateLimitedLog,
     raise_nofile_limit,
 )
+from testbed.peer.login_server import LoginServer, LoginSettings
 from testbed.peer.metrics import PeerMetrics
+from testbed.peer.supernode import Supernode, SupernodeSettings
 from testbed.peer.wire import (
     HEADER,
     MAGIC,
@@ -30,6 +37,7 @@ from testbed.peer.wire import (
     ProtocolError,
     StreamDecoder,
     decode_datagram,
+    encode,
     json_depth,
 )
 
@@ -203,3 +211,75 @@ def test_accept_out_of_descriptors_pauses_instead_of_busy_looping(
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["accept paused, out of resources: OSError: [Errno 24] Too many open "
                      "files"], lines  # the other two held back by the limiter
+
+
+async def _greedy(port: int, message: bytes) -> int:
+    """Send `message` over and over without ever reading an answer; the bytes the
+    server let in before TCP held the sender back for a second (at most 8 MB)."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    sock.setblocking(False)
+    sent = 0
+    try:
+        await loop.sock_connect(sock, ("127.0.0.1", port))
+        chunk = message * (65536 // len(message))
+        while sent < 8 * 2**20:
+            await asyncio.wait_for(loop.sock_sendall(sock, chunk), 1.0)
+            sent += len(chunk)
+    except TimeoutError:
+        pass
+    finally:
+        sock.close()
+    return sent
+
+
+async def _answered(port: int, message: bytes) -> bool:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(message)
+    try:
+        return bool(await asyncio.wait_for(reader.read(4096), 3))
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("role", ["login", "supernode"])
+def test_a_client_that_never_reads_its_answers_is_held_back_not_buffered(role: str
+                                                                         ) -> None:
+    """A client pipelining requests without reading an answer: a server reads the next
+    frame only once its last answer is on its way, so TCP stops the client after a few
+    buffers' worth instead of the server holding answers in memory without end."""
+    def request() -> bytes:
+        if role == "login":  # full at once: answered BUSY (or denied: an unknown user)
+            return encode(MessageType.LOGIN, {"user": "u", "ts": time.time(),
+                                              "nonce": uuid.uuid4().hex, "proof": "p"})
+        return encode(MessageType.PROBE, {"nonce": "n"})  # answered PROBE_ACK
+
+    async def scenario() -> tuple[int, bool]:
+        metrics = PeerMetrics("n")
+        signer = TokenSigner.generate()
+        if role == "login":
+            login = LoginServer({}, signer, LoginSettings(rate=1, queue=1), metrics)
+            listener = await login.serve("127.0.0.1", 0)
+        else:
+            supernode = Supernode("sn", "127.0.0.1", TokenVerifier(signer.public_bytes()),
+                                  SupernodeSettings(port=free_port(), extra_tcp_ports=()),
+                                  metrics, peers=list)
+            await supernode.start()
+            listener = supernode.servers[0]
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):  # inherited at accept()
+            listener.sockets[0].setsockopt(socket.SOL_SOCKET, option, 16384)
+        port = listener.sockets[0].getsockname()[1]
+        sent = await _greedy(port, request())
+        other = await _answered(port, request())
+        if role == "login":
+            listener.close()
+            login.guard.close()
+        else:
+            await supernode.stop()
+        return sent, other
+
+    sent, other = asyncio.run(scenario())
+    assert sent < 2 * 2**20, f"{sent} bytes taken from a client that never reads"
+    assert other  # everyone else is still answered
