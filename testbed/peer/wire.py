@@ -129,7 +129,8 @@ def _payload(message_type: MessageType, body: bytes) -> Frame:
         raise ProtocolError("depth", f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: bad UTF-8 and JSON, and numbers
+        # longer than Python converts (4,300 digits), which are not JSONDecodeErrors
         raise ProtocolError("malformed", "payload is not JSON") from None
     if not isinstance(payload, dict):
         raise ProtocolError("malformed", "payload is not an object")
