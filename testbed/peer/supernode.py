@@ -25,6 +25,7 @@ from testbed.peer.relays import Relays
 from testbed.peer.wire import (
     Frame,
     MessageType,
+    OversizeError,
     ProtocolError,
     decode_datagram,
     encode,
@@ -121,6 +122,8 @@ class Supernode:
                 await writer.drain()  # a client that never reads is held back by TCP
         except ProtocolError as exc:
             self.guard.count(exc)
+        except OversizeError:
+            self._answer_too_big()
         except ConnectionError:
             pass
         finally:
@@ -267,7 +270,15 @@ class Supernode:
                                  source: tuple[str, int]) -> None:
         answer = await self._relay(str(payload["call"]))
         if answer is not None and self.udp:
-            self.udp.sendto(encode(MessageType.RELAY_OK, answer), source)
+            try:
+                self.udp.sendto(encode(MessageType.RELAY_OK, answer), source)
+            except OversizeError:
+                self._answer_too_big()
+
+    def _answer_too_big(self) -> None:
+        """A request whose answer, echoing one of its fields, would be over the frame
+        limit: dropped and counted like an oversized frame."""
+        self.guard.count(ProtocolError("oversize", "its answer would exceed the limit"))
 
     # --- UDP ------------------------------------------------------------------------
     def on_datagram(self, data: bytes, source: tuple[str, int]) -> None:
@@ -278,8 +289,15 @@ class Supernode:
             return
         if self.udp is None:
             return
+        try:
+            self._on_udp(frame, source, self.udp)
+        except OversizeError:
+            self._answer_too_big()
+
+    def _on_udp(self, frame: Frame, source: tuple[str, int],
+                udp: asyncio.DatagramTransport) -> None:
         if frame.type is MessageType.PROBE:
-            self.udp.sendto(self._probe_ack(frame.payload, f"{source[0]}:{source[1]}"), source)
+            udp.sendto(self._probe_ack(frame.payload, f"{source[0]}:{source[1]}"), source)
         elif frame.type is MessageType.CALL:
             self._forward_call(frame.payload, source)
         elif frame.type is MessageType.RELAY:
@@ -292,7 +310,7 @@ class Supernode:
             if child and found:
                 result.update(addr=child.media or child.address,
                               sn=f"{self.address}:{self.settings.port}")
-            self.udp.sendto(encode(MessageType.LOOKUP_RESULT, result), source)
+            udp.sendto(encode(MessageType.LOOKUP_RESULT, result), source)
         else:
             self.metrics.protocol_errors.labels(reason="unexpected").inc()
 

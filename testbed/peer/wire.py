@@ -70,6 +70,11 @@ class ProtocolError(Exception):
         self.reason = reason
 
 
+class OversizeError(ValueError):
+    """A payload too big to frame: encode() refuses it. An answer that echoes a request's
+    field (a PROBE's nonce, a CALL forwarded with `seen` added) can be one."""
+
+
 @dataclass(frozen=True)
 class Frame:
     type: MessageType
@@ -79,7 +84,7 @@ class Frame:
 def encode(message_type: MessageType, payload: dict[str, Any]) -> bytes:
     body = json.dumps(payload, separators=(",", ":")).encode()
     if len(body) > MAX_PAYLOAD:
-        raise ValueError(f"payload of {len(body)} bytes exceeds {MAX_PAYLOAD}")
+        raise OversizeError(f"payload of {len(body)} bytes exceeds {MAX_PAYLOAD}")
     return HEADER.pack(MAGIC, VERSION, int(message_type), len(body)) + body
 
 

@@ -283,3 +283,39 @@ def test_a_client_that_never_reads_its_answers_is_held_back_not_buffered(role: s
     sent, other = asyncio.run(scenario())
     assert sent < 2 * 2**20, f"{sent} bytes taken from a client that never reads"
     assert other  # everyone else is still answered
+
+
+def test_a_request_whose_answer_would_be_too_big_is_counted_not_an_uncaught_error(
+        ) -> None:
+    """A PROBE whose nonce (echoed in the PROBE_ACK) fills a whole frame: the answer
+    cannot be framed. Over TCP and UDP the supernode counts it as `oversize` (closing
+    the TCP connection) and nothing escapes to the event loop as an uncaught error."""
+    async def scenario() -> tuple[bytes, float, list[str]]:
+        loop = asyncio.get_running_loop()
+        uncaught: list[str] = []
+        loop.set_exception_handler(lambda _, context: uncaught.append(context["message"]))
+        metrics = PeerMetrics("sn")
+        supernode = Supernode("sn", "127.0.0.1",
+                              TokenVerifier(TokenSigner.generate().public_bytes()),
+                              SupernodeSettings(port=free_port(), extra_tcp_ports=()),
+                              metrics, peers=list)
+        await supernode.start()
+        port = supernode.settings.port
+        probe = encode(MessageType.PROBE, {"nonce": "x" * 16360})
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(probe)
+        closed = await asyncio.wait_for(reader.read(100), 3)
+        writer.close()
+        udp, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                     remote_addr=("127.0.0.1", port))
+        udp.sendto(probe)
+        await asyncio.sleep(0.3)
+        udp.close()
+        await supernode.stop()
+        oversize = metrics.protocol_errors.labels(reason="oversize")._value.get()
+        return closed, oversize, uncaught
+
+    closed, oversize, uncaught = asyncio.run(scenario())
+    assert closed == b""
+    assert oversize == 2
+    assert uncaught == []
