@@ -18,6 +18,7 @@ from testbed.backends.base import StateStore
 from testbed.errors import BackendError, MissingKernelFeature
 from testbed.plan.model import NetworkPlan
 from testbed.process import commands
+from testbed.process.logguard import journal_log
 from testbed.process.records import ProcessRecord
 from testbed.process.supervisor import Supervisor, is_alive
 
@@ -99,9 +100,11 @@ class OvsSwitches:
                              *args], context=context).stdout
 
     def _daemon(self, name: str, *args: str) -> ProcessRecord:
+        log = self.dir / f"{name}.log"  # its own log file, bounded by the lab's log guard
+        journal_log(self.state, log)
         record = self.supervisor.start(
             node="", service=name, namespace=self.plan.fabric_namespace,
-            argv=(name, *args, f"--log-file={self.dir / (name + '.log')}"),
+            argv=(name, *args, f"--log-file={log}"),
             env={"OVS_RUNDIR": str(self.dir), "OVS_LOGDIR": str(self.dir),
                  "OVS_DBDIR": str(self.dir)},
             cwd=self.dir, log=self.dir / f"{name}.out")

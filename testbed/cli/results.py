@@ -37,8 +37,9 @@ def add_parser(sub: Any) -> None:
                     "pcaps and its Prometheus's data, but no series.csv, summary.json, "
                     "captures index or report. This starts a Prometheus on the run's data "
                     "(on loopback, stopped afterwards) and writes them; summary.json says "
-                    "complete: false, recovered: true. Safe to run again. `testbed down` "
-                    "does it by itself for a run whose `testbed run` is gone.")
+                    "complete: false, recovered: true. Safe to run again; a run whose "
+                    "`testbed run` is still alive is refused. `testbed down` does it by "
+                    "itself for a run whose `testbed run` is gone.")
     recover.add_argument("run_dir", metavar="RUN", help="a run directory, e.g. results/ID")
     recover.add_argument("--no-report", action="store_true", help="skip the HTML report")
     p.set_defaults(run=run, parser=p)

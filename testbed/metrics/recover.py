@@ -36,6 +36,18 @@ def needs_recovery(run_dir: Path) -> bool:
     return not info.get("complete") and not (run_dir / "summary.json").exists()
 
 
+def still_going(info: dict[str, Any]) -> int | None:
+    """The pid of the process writing a run that has not ended (run.json's `runner`,
+    alive and the same process), else None: that run writes its own results."""
+    runner = info.get("runner") or {}
+    if info.get("ended_unix") or not runner.get("pid"):
+        return None
+    from testbed.process.supervisor import start_time
+
+    pid = int(runner["pid"])
+    return pid if start_time(pid) == runner.get("start_time") else None
+
+
 def recover(run_dir: Path, say: Callable[[str], None] = print, report: bool = True
             ) -> dict[str, Any]:
     """Write the interrupted run's results from disk; returns its summary."""
@@ -43,6 +55,11 @@ def recover(run_dir: Path, say: Callable[[str], None] = print, report: bool = Tr
     if not (run_dir / "run.json").is_file():
         raise TestbedError(f"{run_dir} is not a run directory (no run.json)")
     info = json.loads((run_dir / "run.json").read_text())
+    pid = still_going(info)
+    if pid is not None:  # recovering would take its Prometheus's data from under it
+        raise TestbedError(f"{run_dir} is still going (its `testbed run` is pid {pid}); it "
+                           "writes its own results when it ends. Recover a run only once "
+                           "its process is gone (killed, out of memory, power loss)")
     summary: dict[str, Any] = {}
     captures = run_dir / "captures"
     if captures.is_dir():

@@ -22,13 +22,14 @@ STATUS_PATH = "/server-status"
 
 def lighttpd_config(root: Path, port: int) -> str:
     """Range requests are lighttpd's default for static files; mod_status gives the
-    exporter its byte and request counters (`?auto`), from loopback only."""
+    exporter its byte and request counters (`?auto`), from loopback only. No
+    server.errorlog: lighttpd then writes its errors to stderr, the service's journaled
+    log, which the lab's log guard keeps bounded (a file of its own would grow unseen)."""
     return "\n".join([
         "# written by outage-testbed for this lab node",
         'server.modules = ("mod_access", "mod_status")',
         f'server.document-root = "{root / "www"}"',
         f"server.port = {port}",
-        f'server.errorlog = "{root / "lighttpd-error.log"}"',
         "server.max-connections = 1024",
         'mimetype.assign = (".torrent" => "application/x-bittorrent", '
         '"" => "application/octet-stream")',

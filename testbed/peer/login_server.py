@@ -63,6 +63,9 @@ class LoginServer:
                     self._offer(frame, writer)
                 else:
                     self.metrics.protocol_errors.labels(reason="unexpected").inc()
+                # the next frame only once this answer is on its way: a client that
+                # sends without reading is held back by TCP, never buffered without end
+                await writer.drain()
         except ProtocolError as exc:
             self.guard.count(exc)
         except (ConnectionError, asyncio.IncompleteReadError):

@@ -14,16 +14,18 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from testbed.peer.admission import Admission
 from testbed.peer.auth import TokenVerifier
 from testbed.peer.guard import ConnectionGuard, GuardedServer, RateLimitedLog
 from testbed.peer.metrics import PeerMetrics
 from testbed.peer.policies import OverloadPolicy
+from testbed.peer.relays import Relays
 from testbed.peer.wire import (
     Frame,
     MessageType,
+    OversizeError,
     ProtocolError,
     decode_datagram,
     encode,
@@ -51,14 +53,6 @@ class Child:
     media: str | None = None
 
 
-@dataclass
-class Relay:
-    """One relayed call: media between two clients through a UDP socket on the SN."""
-
-    transport: asyncio.DatagramTransport
-    ends: list[tuple[str, int]] = field(default_factory=list)
-
-
 class Supernode:
     def __init__(self, sn_id: str, address: str, verifier: TokenVerifier,
                  settings: SupernodeSettings, metrics: PeerMetrics,
@@ -76,13 +70,12 @@ class Supernode:
         self.clock = clock
         self.children: dict[str, Child] = {}
         self.admission = Admission(rate=settings.joins_per_second, queue_max=0)
-        self.relays: dict[str, Relay] = {}
+        self.relays = Relays(address, metrics)
         self.servers: list[GuardedServer] = []
         self.udp: asyncio.DatagramTransport | None = None
         self._overloaded_since: float | None = None
         self._join_times: list[float] = []
         self._callers: dict[str, tuple[str, int]] = {}
-        self._relay_ports: dict[str, asyncio.Future[int]] = {}
         self.active = False
         self.guard = guard or ConnectionGuard(
             metrics, RateLimitedLog(logging.getLogger("testbed.peer.supernode")))
@@ -95,6 +88,7 @@ class Supernode:
                 self.handle, self.address, port, queue=1024))
         self.udp, _ = await loop.create_datagram_endpoint(
             lambda: _UdpProtocol(self), local_addr=(self.address, self.settings.port))
+        self.relays.start()
         self.active = True
         self.metrics.set_role("supernode")
         self.metrics.logged_in.set(1)
@@ -107,11 +101,8 @@ class Supernode:
             self.udp.close()
         for child in list(self.children.values()):
             child.writer.close()
-        for relay in self.relays.values():
-            relay.transport.close()
+        self.relays.close()
         self.children.clear()
-        self.relays.clear()
-        self._relay_ports.clear()
         self.servers.clear()
         self.guard.close()
         self.metrics.sn_children.set(0)
@@ -128,8 +119,11 @@ class Supernode:
                 if not self.active:
                     break
                 child = await self._on_tcp(frame, writer, child, f"{peer[0]}:{peer[1]}")
+                await writer.drain()  # a client that never reads is held back by TCP
         except ProtocolError as exc:
             self.guard.count(exc)
+        except OversizeError:
+            self._answer_too_big()
         except ConnectionError:
             pass
         finally:
@@ -161,7 +155,9 @@ class Supernode:
             self.metrics.lookups.labels(result="found" if result["found"] else "missing").inc()
             writer.write(encode(MessageType.LOOKUP_RESULT, result))
         elif kind is MessageType.RELAY and child is not None and child.registered:
-            writer.write(encode(MessageType.RELAY_OK, await self._relay(str(p["call"]))))
+            answer = await self._relay(str(p["call"]))
+            if answer is not None:
+                writer.write(encode(MessageType.RELAY_OK, answer))
         elif kind is MessageType.CALL_OK and child is not None and child.registered:
             self._answer_caller(p)
         else:
@@ -249,21 +245,10 @@ class Supernode:
         finally:
             sock.close()
 
-    # --- relays ---------------------------------------------------------------------
-    async def _relay(self, call: str) -> dict[str, object]:
-        """One relay per call, even when both ends ask at the same moment."""
-        pending = self._relay_ports.get(call)
-        if pending is None:
-            pending = asyncio.get_running_loop().create_future()
-            self._relay_ports[call] = pending
-            relay = Relay(transport=None)  # type: ignore[arg-type]
-            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-                lambda: _RelayProtocol(relay, self.metrics), local_addr=(self.address, 0))
-            relay.transport = transport
-            self.relays[call] = relay
-            pending.set_result(transport.get_extra_info("sockname")[1])
-        port = await pending
-        return {"call": call, "relay": f"{self.address}:{port}"}
+    # --- relays (relays.py): only for calls signalled here ---------------------------
+    async def _relay(self, call: str) -> dict[str, object] | None:
+        port = await self.relays.port_for(call)
+        return None if port is None else {"call": call, "relay": f"{self.address}:{port}"}
 
     # --- call signalling: caller -> callee's SN (UDP) -> callee (TCP) and back ----------
     def _forward_call(self, payload: dict[str, object], source: tuple[str, int]) -> None:
@@ -272,6 +257,7 @@ class Supernode:
             self.metrics.calls_failed.labels(reason="callee-offline", side="supernode").inc()
             return
         self._callers[str(payload["call"])] = source
+        self.relays.signalled(str(payload["call"]))
         forwarded = {**payload, "seen": f"{source[0]}:{source[1]}"}
         callee.writer.write(encode(MessageType.CALL, forwarded))
 
@@ -283,8 +269,16 @@ class Supernode:
     async def _relay_by_datagram(self, payload: dict[str, object],
                                  source: tuple[str, int]) -> None:
         answer = await self._relay(str(payload["call"]))
-        if self.udp:
-            self.udp.sendto(encode(MessageType.RELAY_OK, answer), source)
+        if answer is not None and self.udp:
+            try:
+                self.udp.sendto(encode(MessageType.RELAY_OK, answer), source)
+            except OversizeError:
+                self._answer_too_big()
+
+    def _answer_too_big(self) -> None:
+        """A request whose answer, echoing one of its fields, would be over the frame
+        limit: dropped and counted like an oversized frame."""
+        self.guard.count(ProtocolError("oversize", "its answer would exceed the limit"))
 
     # --- UDP ------------------------------------------------------------------------
     def on_datagram(self, data: bytes, source: tuple[str, int]) -> None:
@@ -295,8 +289,15 @@ class Supernode:
             return
         if self.udp is None:
             return
+        try:
+            self._on_udp(frame, source, self.udp)
+        except OversizeError:
+            self._answer_too_big()
+
+    def _on_udp(self, frame: Frame, source: tuple[str, int],
+                udp: asyncio.DatagramTransport) -> None:
         if frame.type is MessageType.PROBE:
-            self.udp.sendto(self._probe_ack(frame.payload, f"{source[0]}:{source[1]}"), source)
+            udp.sendto(self._probe_ack(frame.payload, f"{source[0]}:{source[1]}"), source)
         elif frame.type is MessageType.CALL:
             self._forward_call(frame.payload, source)
         elif frame.type is MessageType.RELAY:
@@ -309,7 +310,7 @@ class Supernode:
             if child and found:
                 result.update(addr=child.media or child.address,
                               sn=f"{self.address}:{self.settings.port}")
-            self.udp.sendto(encode(MessageType.LOOKUP_RESULT, result), source)
+            udp.sendto(encode(MessageType.LOOKUP_RESULT, result), source)
         else:
             self.metrics.protocol_errors.labels(reason="unexpected").inc()
 
@@ -320,22 +321,3 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.sn.on_datagram(data, addr)
-
-
-class _RelayProtocol(asyncio.DatagramProtocol):
-    """Forwards every datagram from one registered end to the other."""
-
-    def __init__(self, relay: Relay, metrics: PeerMetrics) -> None:
-        self.relay = relay
-        self.metrics = metrics
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        ends = self.relay.ends
-        if addr not in ends and len(ends) < 2:
-            ends.append(addr)
-        if addr not in ends:
-            return
-        for end in ends:
-            if end != addr:
-                self.relay.transport.sendto(data, end)
-                self.metrics.relayed_bytes.inc(len(data))

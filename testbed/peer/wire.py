@@ -70,6 +70,11 @@ class ProtocolError(Exception):
         self.reason = reason
 
 
+class OversizeError(ValueError):
+    """A payload too big to frame: encode() refuses it. An answer that echoes a request's
+    field (a PROBE's nonce, a CALL forwarded with `seen` added) can be one."""
+
+
 @dataclass(frozen=True)
 class Frame:
     type: MessageType
@@ -79,7 +84,7 @@ class Frame:
 def encode(message_type: MessageType, payload: dict[str, Any]) -> bytes:
     body = json.dumps(payload, separators=(",", ":")).encode()
     if len(body) > MAX_PAYLOAD:
-        raise ValueError(f"payload of {len(body)} bytes exceeds {MAX_PAYLOAD}")
+        raise OversizeError(f"payload of {len(body)} bytes exceeds {MAX_PAYLOAD}")
     return HEADER.pack(MAGIC, VERSION, int(message_type), len(body)) + body
 
 
@@ -129,7 +134,8 @@ def _payload(message_type: MessageType, body: bytes) -> Frame:
         raise ProtocolError("depth", f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: bad UTF-8 and JSON, and numbers
+        # longer than Python converts (4,300 digits), which are not JSONDecodeErrors
         raise ProtocolError("malformed", "payload is not JSON") from None
     if not isinstance(payload, dict):
         raise ProtocolError("malformed", "payload is not an object")

@@ -2,7 +2,9 @@
 
 Every service the testbed starts (peers, user commands, proxies, the launcher,
 Prometheus) writes its stdout and stderr to a log file opened for appending, and is
-journaled with that file. The guard re-reads the journal when it changes and, every
+journaled with that file; a daemon that also writes a log file of its own (Open
+vSwitch's --log-file, opened for appending too) has it journaled as `{"op": "log",
+"path": ...}` (journal_log()). The guard re-reads the journal when it changes and, every
 second, rotates any of those logs that grew past the cap: the content moves to
 `NAME.log.1` (replacing the previous one) and the log is truncated to zero, where the
 service (O_APPEND) simply carries on writing. So a log holds at most about twice the cap
@@ -53,7 +55,13 @@ def rotate_if_over(path: Path, cap: int) -> bool:
     return True
 
 
+def journal_log(state: StateStore, path: Path) -> None:
+    """Put a log file a service writes by itself (not its stdout/stderr) under the guard."""
+    state.record({"op": "log", "path": str(path)})
+
+
 def journaled_logs(journal: Path) -> set[Path]:
+    """Every service's stdout/stderr log, and the log files journaled by journal_log()."""
     logs: set[Path] = set()
     try:
         lines = journal.read_text().splitlines()
@@ -66,17 +74,22 @@ def journaled_logs(journal: Path) -> set[Path]:
             continue
         if entry.get("op") == "process" and entry.get("log"):
             logs.add(Path(entry["log"]))
+        elif entry.get("op") == "log" and entry.get("path"):
+            logs.add(Path(entry["path"]))
     return logs
 
 
 def guard(state_dir: Path, cap: int, interval: float = INTERVAL) -> None:
     """Until the lab's state directory goes away (or SIGTERM at `down`)."""
     journal = state_dir / "journal.jsonl"
-    seen = -1.0
+    seen: tuple[int, int] = (-1, -1)
     logs: set[Path] = set()
     while state_dir.is_dir():
         try:
-            changed = journal.stat().st_mtime
+            # its size too: two writes within one tick of the file clock leave the mtime
+            # as it was, and the journal only ever grows
+            stat = journal.stat()
+            changed = (stat.st_mtime_ns, stat.st_size)
         except OSError:
             changed = seen
         if changed != seen:

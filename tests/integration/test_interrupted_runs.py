@@ -6,7 +6,8 @@ client; two captures; a reboot):
   capture undeclared, and `testbed check` afterwards evaluates the PromQL expectation
   from the run's own TSDB snapshot;
 - a run killed outright (SIGKILL): `testbed down` notices the orphaned run of its lab
-  and recovers its series, summary (complete: false), captures index and TSDB from disk.
+  and recovers its series, summary (complete: false), captures index and TSDB from disk
+  (while the run was still going, `testbed results recover` refused it).
 """
 
 from __future__ import annotations
@@ -131,9 +132,12 @@ def test_ctrl_c_to_the_process_group_keeps_captures_and_verdicts(tmp_path: Path)
 
 def test_a_killed_run_is_recovered_by_down(tmp_path: Path) -> None:
     proc, lab, _ = _start(tmp_path, "killed")
+    run_dir = tmp_path / "results" / "killed"
+    early = run_cli("results", "recover", str(run_dir), "--no-report")  # still going
+    assert early.returncode == 1 and "still going" in early.stderr, early.stderr
+    assert (run_dir / "prometheus" / "data").is_dir() and proc.poll() is None
     proc.kill()  # SIGKILL: no handler, nothing written at the end
     proc.wait(timeout=30)
-    run_dir = tmp_path / "results" / "killed"
     assert json.loads((run_dir / "run.json").read_text())["complete"] is False
     assert not (run_dir / "summary.json").exists()
     down = run_cli("down", lab, state_dir=tmp_path / "state", timeout=180)

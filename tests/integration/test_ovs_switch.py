@@ -1,10 +1,12 @@
 """Open vSwitch switches (`switch: {type: ovs}`): the lab's own ovsdb-server and
 ovs-vswitchd in its fabric namespace forward real traffic between hosts; port shaping
-still applies; `testbed down` stops the daemons; the machine's own OVS is never used."""
+still applies; their own log files stay bounded; `testbed down` stops the daemons; the
+machine's own OVS is never used."""
 
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -77,6 +79,27 @@ def test_a_host_rebooted_on_an_ovs_switch_is_reachable_again(make_lab) -> None:
     runtime.host_up("a")
     ping = lab.exec("b", "ping", "-c", "3", "-W", "2", lab.addr("a"))
     assert ping.returncode == 0, ping.stdout + ping.stderr
+
+
+def test_open_vswitchs_own_log_files_are_rotated_by_the_labs_log_guard(
+        make_lab, monkeypatch) -> None:  # noqa: ANN001
+    """OVS writes its log to a file of its own (--log-file), not to the service's
+    stdout: the lab's log guard rotates it past the cap like any service log."""
+    cap = 100  # below what each daemon writes as it starts (~150 bytes)
+    monkeypatch.setenv("TESTBED_LOG_MAX_BYTES", str(cap))
+    lab = make_lab(TOPOLOGY)
+    logs = [lab.state.dir / "ovs" / f"{name}.log" for name in ("ovsdb-server",
+                                                                "ovs-vswitchd")]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all(
+            log.with_name(log.name + ".1").exists() for log in logs):
+        time.sleep(0.2)
+    files = {p.name: p.stat().st_size for p in (lab.state.dir / "ovs").glob("*.log*")}
+    for log in logs:
+        assert files.get(log.name + ".1", 0) > cap, files
+        assert log.read_bytes()[:1] != b"\0"  # OVS appends: no hole where it was cut
+    ping = lab.exec("a", "ping", "-c", "1", "-W", "2", lab.addr("b"))
+    assert ping.returncode == 0, ping.stdout + ping.stderr  # OVS carried on
 
 
 def test_port_shaping_applies_on_an_ovs_switch(make_lab) -> None:

@@ -4,7 +4,11 @@ input (reported before anything is built), scrape targets and outcome metrics.""
 from __future__ import annotations
 
 import hashlib
+import shutil
+import socket
+import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,7 @@ import yaml
 
 from testbed.errors import TopologyError
 from testbed.metrics.cdn_outcome import cdn_queries, phases, summarize_cdn
+from testbed.metrics.offline import free_port
 from testbed.metrics.outcome import Trigger
 from testbed.metrics.prometheus import config_text
 from testbed.p2p.catalogue import (
@@ -154,6 +159,33 @@ def test_lighttpd_config_serves_the_catalogue_and_status_from_loopback() -> None
     text = lighttpd_config(Path("/s/origin"), 80)
     assert 'server.document-root = "/s/origin/www"' in text
     assert '"mod_status"' in text and '$HTTP["remoteip"] == "127.0.0.1"' in text
+
+
+@pytest.mark.skipif(shutil.which("lighttpd") is None, reason="lighttpd is not installed")
+def test_lighttpd_writes_its_errors_to_the_service_log_not_a_file_of_its_own(
+        tmp_path: Path) -> None:
+    """The service's stdout/stderr is the log the lab's guard rotates; an error log file
+    of lighttpd's own would grow without bound."""
+    (tmp_path / "www").mkdir()
+    port = free_port()
+    conf = tmp_path / "lighttpd.conf"
+    conf.write_text(lighttpd_config(tmp_path, port) + 'server.bind = "127.0.0.1"\n')
+    proc = subprocess.Popen([shutil.which("lighttpd") or "lighttpd", "-D", "-f", str(conf)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+    finally:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=10)
+    assert "server started" in output, output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lighttpd.conf", "www"]
 
 
 def test_lighttpd_status_page_is_parsed() -> None:

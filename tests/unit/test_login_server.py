@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from testbed.peer.auth import TokenSigner, TokenVerifier, login_proof
 from testbed.peer.login_server import LoginServer, LoginSettings
 from testbed.peer.metrics import PeerMetrics
-from testbed.peer.wire import Frame, MessageType, StreamDecoder, encode
+from testbed.peer.wire import HEADER, MAGIC, VERSION, Frame, MessageType, StreamDecoder, encode
 
 USERS = {"alice": "pw-a", "bob": "pw-b"}
 
@@ -122,6 +122,10 @@ def test_junk_is_counted_and_the_server_keeps_serving() -> None:
             await _exchange(port, junk, timeout=0.2)
         assert _value(registry, "peer_protocol_errors_total", reason="magic") >= 1
         assert _value(registry, "peer_protocol_errors_total", reason="unexpected") == 1
+        huge = b'{"user": "u", "ts": ' + b"1" * 5000 + b', "nonce": "n", "proof": "p"}'
+        await _exchange(port, HEADER.pack(MAGIC, VERSION, int(MessageType.LOGIN),
+                                          len(huge)) + huge, timeout=0.2)
+        assert _value(registry, "peer_protocol_errors_total", reason="malformed") == 1
         reply = await _exchange(port, _login("alice", "pw-a"))
         assert reply is not None and reply.type is MessageType.LOGIN_OK
 

@@ -38,6 +38,9 @@ def test_round_trip_datagram_and_stream_in_pieces() -> None:
     (struct.pack(">2sBBI", b"SK", 1, 1, 3) + b"[1]", "malformed"),
     (struct.pack(">2sBBI", b"SK", 1, 1, 2) + b"\xff\xfe", "malformed"),
     (encode(MessageType.LOGIN, {"user": "u"}), "malformed"),
+    # a number longer than Python converts (4,300 digits): ValueError, not JSONDecodeError
+    (struct.pack(">2sBBI", b"SK", 1, 1, 5011) + b'{"nonce": ' + b"1" * 5000 + b"}",
+     "malformed"),
     (encode(MessageType.PROBE, {"nonce": 1})[:-2], "truncated"),
     (b"SK", "truncated"),
 ])

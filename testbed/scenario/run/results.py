@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from testbed.metrics.prometheus import PrometheusServer
 from testbed.metrics.targets import scrape_health
 from testbed.metrics.targets import warning as scrape_warning
 from testbed.plan.model import NetworkPlan
+from testbed.process.supervisor import start_time
 from testbed.scenario.run.options import Prepared, RunOptions
 from testbed.scenario.run.trigger import trigger_from_log, trigger_of
 from testbed.topology.model import OverlaySettings
@@ -93,6 +95,9 @@ class Results:
                                    else "busy"),
             "scrape_interval_s": self.options.scrape_interval,
             "prometheus_url": prometheus_url,
+            "ended_unix": status.ended_unix,
+            # who writes this run: `testbed results recover` refuses a run still going
+            "runner": {"pid": os.getpid(), "start_time": start_time(os.getpid())},
         }
         if self.prepared.workload == "sip":
             from testbed.sip.monitor import run_info
