@@ -586,7 +586,9 @@ def test_stop_lets_the_capture_drain_before_interrupting_it(tmp_path: Path) -> N
     capture = Capture(spec=CaptureSpec(node="a"), name="a-eth0", namespace="ns",
                       interface="eth0", path=pcap, log=log, proc=proc,
                       started_unix=time.time())
-    time.sleep(0.1)
+    deadline = time.monotonic() + 20  # a loaded machine starts the stand-in slowly
+    while not (pcap.exists() and pcap.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.01)
     began = time.monotonic()
     capture.stop()
     assert pcap.stat().st_size == 600  # every write made it before the interrupt
