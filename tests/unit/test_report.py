@@ -124,6 +124,26 @@ def test_report_shows_summary_in_human_units(tmp_path: Path) -> None:
     assert "until 95 % of peers were logged in again" in text  # the one-line explanation
 
 
+def test_report_shows_the_cdn_outcome_in_words_and_units(tmp_path: Path) -> None:
+    """A P2P CDN run's summary.json (testbed.metrics.cdn_outcome): the origin's load in
+    Mbit/s, who served the bytes in %, and the completion-time tail in seconds."""
+    summary = {"origin_mean_bytes_per_s_before": 133750, "origin_mean_bytes_per_s_wave": 143750,
+               "origin_peak_bytes_per_s": 486250, "origin_spike_factor": 3.64,
+               "peer_share_before": 0.53, "peer_share_wave": 0.7412,
+               "downloads_completed": 32.0, "downloads_failed": 0.0,
+               "completion_p95_s": 28.2, "completion_p95_s_after_wave": None,
+               "complete": True}
+    text = write_report(make_run(tmp_path, "CDN-1", "p2p-cdn-patch-day", summary=summary)
+                        ).read_text()
+    assert "origin egress before the wave</td><td class=\"num\">1.07 Mbit/s" in text
+    assert "origin egress peak</td><td class=\"num\">3.89 Mbit/s" in text
+    assert "3.64x" in text
+    assert "bytes from peers in the wave</td><td class=\"num\">74.1 %" in text
+    assert "completion time, 95th percentile</td><td class=\"num\">28.2 s" in text
+    assert "95th percentile</td><td class=\"num\">n/a" in text  # after the wave: none
+    assert "origin mean bytes per s" not in text  # no key shown raw
+
+
 def test_report_gives_recovery_in_real_time(tmp_path: Path) -> None:
     text = write_report(make_run(tmp_path, "RUN-F", "skype-2007-fixed", recovers=True)
                         ).read_text()
