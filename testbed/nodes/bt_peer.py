@@ -49,6 +49,10 @@ class BtPeerKind(NodeKind):
                 f"{origin.size:,} B), more than its disk: {bt.disk:,} B", topology.source,
                 node.line, f"{path}.disk"))
         problems += rate_fits(node, topology, bt.upload_rate, f"{path}.upload_rate")
+        problems += rate_fits(node, topology, bt.fallback_below, f"{path}.fallback_below",
+                              "down", ": peers could never deliver that much, so every "
+                              "download would fall back to the origin (leave it unset to "
+                              "use the web seed from the start)")
         return problems
 
     def setup(self, node: PlannedNode, plan: NetworkPlan) -> NodeSetup:

@@ -193,6 +193,20 @@ def test_an_upload_rate_the_line_cannot_carry_is_refused(tmp_path: Path) -> None
             "the narrowest upload on the way out of pc is 512kbit") in found[0]
 
 
+def test_a_fallback_rate_the_line_cannot_deliver_is_refused(tmp_path: Path) -> None:
+    """Peers can never give a PC more than its ADSL line's 8 Mbit/s: a fallback threshold
+    above it would quietly send every download to the origin."""
+    found = problems(tmp_path, MINI.replace("upload_rate: 256kbit",
+                                            "upload_rate: 256kbit, fallback_below: 20Mbit"))
+    assert len(found) == 1
+    assert ("nodes.pc.bittorrent.fallback_below: 20mbit is more than the links can carry: "
+            "the narrowest download on the way into pc is 8mbit: peers could never "
+            "deliver that much") in found[0]
+    _, at_the_line = load(tmp_path, MINI.replace(
+        "upload_rate: 256kbit", "upload_rate: 256kbit, fallback_below: 8Mbit"))
+    build_plan(at_the_line)  # up to the line's rate is fine
+
+
 def test_a_pc_without_tracker_or_a_bad_piece_size_is_refused(tmp_path: Path) -> None:
     text = MINI.replace("  tracker: {kind: tracker, uplink: {to: internet}}\n", "")
     text = text.replace("size: 1MB}", "size: 1MB, piece_size: 100KB}")
