@@ -57,7 +57,12 @@ class BtPeerKind(NodeKind):
 
     def setup(self, node: PlannedNode, plan: NetworkPlan) -> NodeSetup:
         setup = super().setup(node, plan)
-        setup.files[CONFIG_NAME] = json.dumps(peer_config(node, plan), indent=1)
+        config = peer_config(node, plan)
+        setup.files[CONFIG_NAME] = json.dumps(config, indent=1)
+        # the episodes it will hold: all when preloaded, else those it asks for
+        held = config["episodes"] if config["preload"] else len({e for _, e in
+                                                                  config["requests"]})
+        setup.disk_bytes = held * config["size"]
         setup.services.append(ServiceSpec("bittorrent", (
             sys.executable, "-m", "testbed.p2p.client", "--config", "{state_dir}/" +
             CONFIG_NAME)))

@@ -215,6 +215,49 @@ def test_a_pc_without_tracker_or_a_bad_piece_size_is_refused(tmp_path: Path) -> 
     assert "piece_size 102400 B: use a power of two" in found
 
 
+def test_each_cdn_node_declares_the_episodes_it_will_write() -> None:
+    """What the state directory must hold: the origin's catalogue, a preloaded PC's whole
+    catalogue, a viewing PC the episodes it asks for (2 here)."""
+    from testbed.nodes.registry import default_registry
+
+    plan = build_plan(load_topology(REPO / "topologies" / "p2p-cdn.yaml",
+                                    {**SMALL, "episode_size": "100MB"}))
+    kinds = default_registry()
+    need = {n.name: kinds.get(n.kind).setup(n, plan).disk_bytes
+            for n in plan.nodes.values() if n.namespace}
+    mb = 2**20
+    assert need["origin"] == 4 * 100 * mb and need["seed01"] == 4 * 100 * mb
+    assert {need[f"home00{i}"] for i in (1, 2, 3)} == {2 * 100 * mb}
+    assert need["tracker"] == 0 and need["internet"] == 0
+    assert sum(need.values()) == 1400 * mb
+
+
+def test_episodes_that_do_not_fit_the_state_directory_are_refused(tmp_path: Path,
+                                                                  monkeypatch) -> None:  # noqa: ANN001
+    """/run/testbed is often a tmpfs of a tenth of the memory: the lab must say so before
+    it builds, not fail with a full disk in the middle of a run."""
+    import shutil
+    from collections import namedtuple
+
+    from testbed.backends.capacity import check_disk
+    from testbed.errors import BackendError
+
+    usage = namedtuple("usage", "total used free")
+    mb = 2**20
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(2400 * mb, 1900 * mb, 500 * mb))
+    need = {"origin": 400 * mb, "seed01": 400 * mb, "home001": 200 * mb, "tracker": 0}
+    with pytest.raises(BackendError) as info:
+        check_disk("p2pcdn", need, tmp_path / "state" / "p2pcdn")
+    message = str(info.value)
+    assert "cannot hold lab 'p2pcdn'" in message
+    assert (f"disk: the nodes may write ~1,000 MB into {tmp_path}/state/p2pcdn (most: "
+            "origin 400 MB, seed01 400 MB, home001 200 MB), its filesystem has 500 MB "
+            "free") in message
+    assert "--state-dir" in message
+    check_disk("p2pcdn", {"origin": 400 * mb}, tmp_path)  # fits with room to spare
+    check_disk("p2pcdn", {"tracker": 0}, tmp_path)  # nothing to write: no check
+
+
 def test_cdn_sections_only_apply_to_their_kinds(tmp_path: Path) -> None:
     found = problems(tmp_path, MINI.replace("  nat: {kind: nat,",
                                             "  nat: {kind: nat, bittorrent: {},"))
