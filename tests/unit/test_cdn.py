@@ -311,3 +311,25 @@ def test_every_cdn_field_and_metric_is_documented() -> None:
     plan = build_plan(load_topology(REPO / "topologies" / "p2p-cdn.yaml", SMALL))
     for series in cdn_queries(plan, 1.0):
         assert series in documented, series
+
+
+def test_a_cdn_run_reports_its_pcs_and_origin_as_it_plays(tmp_path: Path) -> None:
+    """The run's progress line for a CDN lab (no overlay peers) shows the CDN's state, not
+    an overlay's 'online 0.0%  supernodes 0'."""
+    from types import SimpleNamespace
+
+    from testbed.scenario.run.watcher import progress_line
+
+    plan = build_plan(load_topology(REPO / "topologies" / "p2p-cdn.yaml", SMALL))
+    queries = cdn_queries(plan, 1.0)
+    answers = {queries["pcs_up"]: 4.0, queries["origin_egress_bytes_per_s"]: 133750.0,
+               queries["peer_share"]: 0.53, queries["downloads_active"]: 2.0}
+    prometheus = SimpleNamespace(scalar=answers.get)
+    engine = SimpleNamespace(elapsed=lambda: 92.2, current_step=4, done=5)
+    line = progress_line(engine, prometheus, 0, 1.0, 6, 20, 300, cdn=queries)  # type: ignore[arg-type]
+    assert line == ("   t=  92.2s/300s  step 5/6  events 5/20  PCs up 4  origin 1.07 Mbit/s"
+                    "  from peers 53%  downloads 2")
+    quiet = progress_line(engine, None, 0, 1.0, 6, 20, 300, cdn=queries)  # type: ignore[arg-type]
+    assert quiet.endswith("PCs up ?  origin ?  from peers ?  downloads ?")
+    assert "supernodes" in progress_line(engine, prometheus, 0, 1.0, 6, 20, 300,  # type: ignore[arg-type]
+                                         cdn={})
