@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed.metrics.calibration import calibration_html
-from testbed.metrics.plots import Plot, draw_plots
+from testbed.metrics.plots import Plot, cdn_alone, draw_plots
 from testbed.metrics.series import RunResults, load_run, number
 
 # --- outcome metrics, in words -------------------------------------------------------------
@@ -205,10 +205,12 @@ def write_report(run_dir: Path) -> Path:
     run = load_run(run_dir)
     out = run_dir / "report"
     plots = draw_plots([run], out)
+    # the measured Skype outages are an overlay's figures: a CDN alone has none to match
+    against = [] if cdn_alone([run]) else ["<h2>Against the measured outage</h2>",
+                                           calibration_html(run)]
     body = [f"<h1>{html.escape(run.scenario)} \u2014 run {html.escape(run.run_id)}</h1>",
             *filter(None, [interrupted_note(run)]), "<h2>Outcome</h2>", _class_html(run),
-            _summary_table(run), "<h2>Against the measured outage</h2>",
-            calibration_html(run),
+            _summary_table(run), *against,
             "<h2>Plots</h2>", *(figure_html(p, p.file.name) for p in plots),
             "<h2>Run parameters</h2>", _parameters_table(run), "<h2>Events</h2>",
             _marks_html(run)]
@@ -244,6 +246,14 @@ def parameters(run: RunResults) -> list[tuple[str, str]]:
     policy = str(info.get("policy", "?"))
     capacity = number(info.get("login_capacity"))
     length = number(info.get("duration_s"))
+    if cdn_alone([run]):  # no overlay: its policy, peers and login server are not there
+        given = info.get("params") or {}
+        return [("scenario", run.scenario), ("topology", str(info.get("topology", "?"))),
+                ("topology parameters", ", ".join(f"{k}={v}" for k, v in given.items())
+                 or "the topology's defaults"), ("seed", str(info.get("seed", "?"))),
+                ("started", str(info.get("started", "?"))),
+                ("duration", f"{length:.1f} s" if length is not None else "?"),
+                ("complete", "yes" if run.complete else "no (interrupted)")]
     return [("scenario", run.scenario), ("topology", str(info.get("topology", "?"))),
             ("seed", str(info.get("seed", "?"))), ("client policy", POLICIES.get(policy, policy)),
             ("time scale", time_scale_text(info)), ("overlay peers", str(info.get("peers", "?"))),

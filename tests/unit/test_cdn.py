@@ -333,3 +333,39 @@ def test_a_cdn_run_reports_its_pcs_and_origin_as_it_plays(tmp_path: Path) -> Non
     assert quiet.endswith("PCs up ?  origin ?  from peers ?  downloads ?")
     assert "supernodes" in progress_line(engine, prometheus, 0, 1.0, 6, 20, 300,  # type: ignore[arg-type]
                                          cdn={})
+
+
+class _CdnPrometheus:
+    """A finished CDN run's Prometheus: every range query answers with the same series
+    (an absent overlay's online fraction is `vector(0)`, so 0 throughout), every instant
+    query with 3."""
+
+    def __init__(self, start: float, end: float) -> None:
+        self.values = [[start + t, "0"] for t in range(int(end - start) + 1)]
+
+    def query_range(self, promql: str, start: float, end: float, step: float
+                    ) -> list[dict[str, object]]:
+        per_user = promql.startswith("peer_logged_in")  # one series per overlay peer: none
+        return [] if per_user else [{"metric": {}, "values": self.values}]
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, object]]:
+        return [{"metric": {}, "value": [at, "3"]}]
+
+
+def test_a_cdn_run_is_not_classified_by_an_absent_overlay(tmp_path: Path) -> None:
+    """summary.json's outcome class judges users' online fraction; a CDN lab has none, and
+    its 0 % must not read as 'metastable'."""
+    import json
+
+    from testbed.scenario.run.results import write_outcome
+
+    plan = build_plan(load_topology(REPO / "topologies" / "p2p-cdn.yaml", SMALL))
+    steps = [{"action": "host_down", "node": "seed01", "actual": 10.0},
+             {"action": "host_up", "node": "seed01", "actual": 40.0}]
+    (tmp_path / "steps.jsonl").write_text("".join(json.dumps(s) + "\n" for s in steps))
+    summary = write_outcome(tmp_path, _CdnPrometheus(1000.0, 1200.0), [], 0, 1000.0, 1200.0,
+                            1.0, True, plan=plan)
+    assert summary["outcome_class"] == "undetermined"
+    assert summary["outcome_reason"].startswith("no overlay peers or SIP phones")
+    assert "final_online_median" not in summary and summary["time_to_recover_s"] is None
+    assert summary["downloads_completed"] == 3  # the CDN's own outcome is there
