@@ -369,3 +369,30 @@ def test_a_cdn_run_is_not_classified_by_an_absent_overlay(tmp_path: Path) -> Non
     assert summary["outcome_reason"].startswith("no overlay peers or SIP phones")
     assert "final_online_median" not in summary and summary["time_to_recover_s"] is None
     assert summary["downloads_completed"] == 3  # the CDN's own outcome is there
+
+
+def test_a_request_due_while_the_pc_was_rebooting_counts_once(tmp_path: Path) -> None:
+    """bt_downloads_requested_total over a reboot: the request made before it is not
+    counted again, the one that fell due while the PC was down counts when it is back."""
+    pytest.importorskip("libtorrent")
+    from testbed.p2p.client import Client
+
+    config = {"address": "127.0.0.1", "port": 0, "origin": "http://127.0.0.1:9",
+              "requests": [[5.0, 1], [50.0, 2]], "episodes": 2, "fallback_below": None}
+
+    def requested(client: Client) -> float | None:  # what its /metrics would say
+        return client.metrics.registry.get_sample_value("bt_downloads_requested_total")
+
+    before = Client(config, tmp_path)  # the PC's first life: up for 30 s
+    first = before.state["first_start"]
+    before.start()
+    before.step(first + 30)
+    assert requested(before) == 1
+    del before
+    after = Client(config, tmp_path)  # back from a reboot at 60 s, state from its disk
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("time.time", lambda: first + 60)
+        after.start()
+    after.step(first + 61)
+    assert requested(after) == 1  # episode 2, due at 50 s; episode 1 was counted before
+    assert sorted(after.downloads) == [1, 2]
