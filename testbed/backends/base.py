@@ -77,8 +77,9 @@ class Backend(Protocol):
     def capabilities(self) -> Capabilities:
         """Probed once per backend object."""
 
-    def preflight(self, plan: NetworkPlan) -> None:
-        """Fail before creating anything if this machine cannot build the plan."""
+    def preflight(self, plan: NetworkPlan, state_dir: Path | None = None) -> None:
+        """Fail before creating anything if this machine cannot build the plan (with
+        `state_dir`: nor hold the files its nodes will write there)."""
 
     def build(self, plan: NetworkPlan, state: StateStore, progress: Progress,
               checkpoint: Checkpoint = no_check) -> None:

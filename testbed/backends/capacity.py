@@ -10,6 +10,7 @@ work, it does not promise what can.
 from __future__ import annotations
 
 import resource
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ MB_PER_PEER = 4.0  # a forked reference peer as it starts, before KSM has merged
 # (measured at 2,560 peers: ~4 MB each while starting, ~1.4 MB once merged)
 RESERVE_MB = 512  # Prometheus, the launcher, the testbed itself
 FDS_RESERVE = 1024  # what a Prometheus needs besides one socket per target
+DISK_RESERVE_MB = 64  # the journal, configs and the bounded service logs beside the files
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,33 @@ def check(plan: NetworkPlan, facts: HostFacts | None = None) -> None:
         _int(Path("/proc/sys/fs/nr_open")) or soft)
     if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def disk_problem(need: dict[str, int], free: int, where: Path) -> str | None:
+    """Why the files the nodes will write (bytes per node) do not fit `free` bytes."""
+    total = sum(need.values())
+    if not total or total + DISK_RESERVE_MB * 2**20 <= free:
+        return None
+    biggest = sorted(need.items(), key=lambda item: (-item[1], item[0]))[:3]
+    top = ", ".join(f"{name} {_mb(size)}" for name, size in biggest if size)
+    return (f"disk: the nodes may write ~{_mb(total)} into {where} (most: {top}), its "
+            f"filesystem has {_mb(free)} free: fewer or smaller episodes, or --state-dir "
+            "(TESTBED_STATE_DIR) on a bigger filesystem (the default, /run, is often a "
+            "small tmpfs held in memory)")
+
+
+def check_disk(lab: str, need: dict[str, int], state_dir: Path) -> None:
+    """Raise BackendError if the nodes' files cannot fit where the lab keeps its state."""
+    where = state_dir
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    why = disk_problem(need, shutil.disk_usage(where).free, state_dir)
+    if why:
+        raise BackendError(f"this machine cannot hold lab {lab!r}:\n  - {why}")
+
+
+def _mb(size: float) -> str:
+    return f"{size / 2**20:,.0f} MB"
 
 
 def _meminfo(key: str) -> int:

@@ -51,7 +51,7 @@ class FakeBackend:
     def capabilities(self) -> Capabilities:
         return Capabilities(netem=self.netem)
 
-    def preflight(self, plan: NetworkPlan) -> None:
+    def preflight(self, plan: NetworkPlan, state_dir: Path | None = None) -> None:
         self._call("preflight")
         taken = [ns for ns in plan.namespaces() if ns in self.existing]
         if taken:

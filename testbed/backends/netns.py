@@ -81,7 +81,7 @@ class NetnsBackend:
             self._netem = probe.returncode == 0
         return self._netem
 
-    def preflight(self, plan: NetworkPlan) -> None:
+    def preflight(self, plan: NetworkPlan, state_dir: Path | None = None) -> None:
         if os.geteuid() != 0:
             raise BackendError("building a lab needs root (network namespaces, links, "
                                "qdiscs): run it with sudo")
@@ -99,6 +99,10 @@ class NetnsBackend:
                 tc_lines(end.name, end.shaping, netem)  # raises MissingKernelFeature
         needs = {s.argv[0] for n in plan.nodes.values() if n.namespace
                  for s in self._setup(n, plan).services}
+        if state_dir is not None:  # e.g. the CDN's episodes, on a tmpfs /run/testbed
+            capacity.check_disk(plan.lab, {n.name: self._setup(n, plan).disk_bytes
+                                           for n in plan.nodes.values() if n.namespace},
+                                state_dir)
         if "tinyproxy" in needs:
             commands.require_tools("tinyproxy")
 

@@ -23,7 +23,7 @@ def bring_up(topology: Topology, plan: NetworkPlan, backend: Backend, state: Lab
     with state.locked(), interrupts.rollback_on_signals() as guard:
         state.ensure_absent()
         try:
-            backend.preflight(plan)
+            backend.preflight(plan, state.dir)
         except BaseException:
             if not state.exists():
                 shutil.rmtree(state.dir, ignore_errors=True)

@@ -115,9 +115,13 @@ def completion(prometheus: InstantQuerier, start_unix: float, end_unix: float,
         number = float(result[0]["value"][1])
         return None if number != number else round(number, 2)  # NaN: no downloads
 
-    out["downloads_completed"] = value(
+    def count(promql: str) -> int | None:  # increase() extrapolates: 32.04 downloads
+        found = value(promql)
+        return None if found is None else round(found)
+
+    out["downloads_completed"] = count(
         f"sum(increase(bt_downloads_completed_total[{whole}s]))")
-    out["downloads_failed"] = value(f"sum(increase(bt_downloads_failed_total[{whole}s]))")
+    out["downloads_failed"] = count(f"sum(increase(bt_downloads_failed_total[{whole}s]))")
     spans = {"": whole}
     if trigger is not None:
         spans["_after_wave"] = max(1, round(end_unix - (start_unix + trigger.start)))
@@ -127,6 +131,16 @@ def completion(prometheus: InstantQuerier, start_unix: float, end_unix: float,
                 f"histogram_quantile({q}, sum by (le) (increase("
                 f"bt_download_seconds_bucket[{seconds}s])))")
     return out
+
+
+def cdn_outcome_class() -> dict[str, Any]:
+    """A CDN without overlay peers or SIP phones has no online fraction, which the outcome
+    classes judge (testbed.metrics.classify): an absent overlay's 0 % would read as
+    `metastable`. Its outcome is the origin's load and the downloads, above."""
+    return {"outcome_class": "undetermined", "time_to_recover_s": None,
+            "outcome_reason": "no overlay peers or SIP phones, whose online fraction the "
+                              "outcome classes judge: a CDN run's outcome is its origin "
+                              "load, peer share and downloads"}
 
 
 def outcome_line(summary: dict[str, Any]) -> str:

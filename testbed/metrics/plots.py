@@ -105,13 +105,23 @@ class Plot:
     notes: tuple[str, ...]
 
 
+def cdn_alone(runs: Sequence[RunResults]) -> bool:
+    """Runs of a P2P CDN without overlay peers or SIP phones (run.json's peers: 0): the
+    overlay's plots and calibration would only show an absent overlay's zeros."""
+    return bool(runs) and all(not number(run.info.get("peers")) and any(
+        run.series.get(line.series) for spec in CDN_PLOTS for line in spec.lines)
+        for run in runs)
+
+
 def draw_plots(runs: Sequence[RunResults], out_dir: Path) -> list[Plot]:
-    """Every plot of PLOTS as out_dir/<name>.png. One run: one colour per series; several
-    runs: one colour per run, one line style per series, each run's wave shaded."""
+    """Every plot of PLOTS (and of CDN_PLOTS for runs with a CDN) as out_dir/<name>.png.
+    One run: one colour per series; several runs: one colour per run, one line style per
+    series, each run's wave shaded."""
     out_dir.mkdir(parents=True, exist_ok=True)
     cdn = [spec for spec in CDN_PLOTS if any(run.series.get(line.series) for run in runs
                                              for line in spec.lines)]
-    return [_draw(spec, runs, out_dir / f"{spec.name}.png") for spec in (*PLOTS, *cdn)]
+    overlay = () if cdn_alone(runs) else PLOTS
+    return [_draw(spec, runs, out_dir / f"{spec.name}.png") for spec in (*overlay, *cdn)]
 
 
 def _draw(spec: PlotSpec, runs: Sequence[RunResults], path: Path) -> Plot:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed.metrics.calibration import calibration_html
-from testbed.metrics.plots import Plot, draw_plots
+from testbed.metrics.plots import Plot, cdn_alone, draw_plots
 from testbed.metrics.series import RunResults, load_run, number
 
 # --- outcome metrics, in words -------------------------------------------------------------
@@ -21,9 +21,44 @@ from testbed.metrics.series import RunResults, load_run, number
 class Metric:
     key: str
     name: str
-    kind: str  # fraction | time | recovery | rate | load | count | factor | raw
+    kind: str  # fraction | time | recovery | rate | load | count | factor | bitrate
+    #            | seconds | raw
     meaning: str
 
+
+# the P2P CDN's outcome (testbed.metrics.cdn_outcome; docs/cdn.md), read by a person: the
+# origin's load in Mbit/s, shares in %, completion times in seconds
+CDN_METRICS: tuple[Metric, ...] = (
+    Metric("origin_mean_bytes_per_s_before", "origin egress before the wave", "bitrate",
+           "the origin's mean upload (its uplink) before the first reboot"),
+    Metric("origin_mean_bytes_per_s_wave", "origin egress in the wave", "bitrate",
+           "the origin's mean upload from the first reboot until 60 s after the last"),
+    Metric("origin_peak_bytes_per_s", "origin egress peak", "bitrate",
+           "the origin's highest upload from the wave on: its load spike"),
+    Metric("origin_spike_factor", "origin spike", "factor",
+           "the peak over the mean before the wave"),
+    Metric("peer_share_before", "bytes from peers before the wave", "fraction",
+           "share of the payload the PCs received from other PCs, not the origin"),
+    Metric("peer_share_wave", "bytes from peers in the wave", "fraction",
+           "the same from the first reboot until 60 s after the last"),
+    Metric("downloads_completed", "downloads finished", "count",
+           "episodes the PCs fetched completely during the run"),
+    Metric("downloads_failed", "downloads failed", "count",
+           "episodes not finished within give_up of being asked for"),
+    Metric("downloads_stalled_max", "most downloads stalled", "count",
+           "highest number of downloads at once without progress for stall_after"),
+    Metric("completion_p50_s", "completion time, median", "seconds",
+           "from asking for an episode to having it all, over the run"),
+    Metric("completion_p95_s", "completion time, 95th percentile", "seconds",
+           "the tail of the same, over the run"),
+    Metric("completion_p50_s_after_wave", "completion time after the wave began, median",
+           "seconds", "downloads that finished from the first reboot on"),
+    Metric("completion_p95_s_after_wave", "completion time after the wave began, 95th "
+           "percentile", "seconds", "the tail of downloads that finished from the first "
+           "reboot on"),
+    Metric("seeds_online_low", "fewest PCs serving", "count",
+           "lowest number of PCs serving an episode from the wave on"),
+)
 
 METRICS: tuple[Metric, ...] = (
     Metric("outcome_class", "outcome class", "raw",
@@ -54,6 +89,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("supernodes_low", "fewest supernodes", "count",
            "lowest supernode count after the restart wave began"),
     Metric("calls_failed", "failed calls", "count", "calls that could not be set up"),
+    *CDN_METRICS,
 )
 # shown elsewhere in the report
 NOT_METRICS = frozenset({"complete", "trigger_start_s", "outcome_reason", "thresholds",
@@ -90,6 +126,10 @@ def format_metric(metric: Metric, value: object, info: dict[str, Any]) -> str:
         return f"{v:,.1f} /s{load}"
     if metric.kind == "factor":
         return f"{v:.2f}x"
+    if metric.kind == "bitrate":  # bytes per second in, bits per second out
+        return f"{v * 8 / 1e6:.2f} Mbit/s"
+    if metric.kind == "seconds":
+        return f"{v:.1f} s"
     return f"{v:,.0f}" if v == int(v) else f"{v:,.2f}"
 
 
@@ -165,10 +205,12 @@ def write_report(run_dir: Path) -> Path:
     run = load_run(run_dir)
     out = run_dir / "report"
     plots = draw_plots([run], out)
+    # the measured Skype outages are an overlay's figures: a CDN alone has none to match
+    against = [] if cdn_alone([run]) else ["<h2>Against the measured outage</h2>",
+                                           calibration_html(run)]
     body = [f"<h1>{html.escape(run.scenario)} \u2014 run {html.escape(run.run_id)}</h1>",
             *filter(None, [interrupted_note(run)]), "<h2>Outcome</h2>", _class_html(run),
-            _summary_table(run), "<h2>Against the measured outage</h2>",
-            calibration_html(run),
+            _summary_table(run), *against,
             "<h2>Plots</h2>", *(figure_html(p, p.file.name) for p in plots),
             "<h2>Run parameters</h2>", _parameters_table(run), "<h2>Events</h2>",
             _marks_html(run)]
@@ -204,6 +246,14 @@ def parameters(run: RunResults) -> list[tuple[str, str]]:
     policy = str(info.get("policy", "?"))
     capacity = number(info.get("login_capacity"))
     length = number(info.get("duration_s"))
+    if cdn_alone([run]):  # no overlay: its policy, peers and login server are not there
+        given = info.get("params") or {}
+        return [("scenario", run.scenario), ("topology", str(info.get("topology", "?"))),
+                ("topology parameters", ", ".join(f"{k}={v}" for k, v in given.items())
+                 or "the topology's defaults"), ("seed", str(info.get("seed", "?"))),
+                ("started", str(info.get("started", "?"))),
+                ("duration", f"{length:.1f} s" if length is not None else "?"),
+                ("complete", "yes" if run.complete else "no (interrupted)")]
     return [("scenario", run.scenario), ("topology", str(info.get("topology", "?"))),
             ("seed", str(info.get("seed", "?"))), ("client policy", POLICIES.get(policy, policy)),
             ("time scale", time_scale_text(info)), ("overlay peers", str(info.get("peers", "?"))),

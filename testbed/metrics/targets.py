@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 # capacity a scenario adds later (held_back) is down until then, by design
-PEERS = 'up{job="peers",held_back!="true"}'
+PEERS = 'up{job=~"peers|cdn",held_back!="true"}'  # the overlay's and the CDN's nodes
 
 
 class _Queries(Protocol):

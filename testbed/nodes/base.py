@@ -39,6 +39,9 @@ class NodeSetup:
     nft_ruleset: str = ""
     files: dict[str, str] = field(default_factory=dict)  # name in the node dir -> content
     services: list[ServiceSpec] = field(default_factory=list)
+    # what its services may come to write into the node's state directory (a CDN's
+    # episodes): all nodes' together must fit the state directory's free space
+    disk_bytes: int = 0
 
 
 class NodeKind:

@@ -49,11 +49,20 @@ class BtPeerKind(NodeKind):
                 f"{origin.size:,} B), more than its disk: {bt.disk:,} B", topology.source,
                 node.line, f"{path}.disk"))
         problems += rate_fits(node, topology, bt.upload_rate, f"{path}.upload_rate")
+        problems += rate_fits(node, topology, bt.fallback_below, f"{path}.fallback_below",
+                              "down", ": peers could never deliver that much, so every "
+                              "download would fall back to the origin (leave it unset to "
+                              "use the web seed from the start)")
         return problems
 
     def setup(self, node: PlannedNode, plan: NetworkPlan) -> NodeSetup:
         setup = super().setup(node, plan)
-        setup.files[CONFIG_NAME] = json.dumps(peer_config(node, plan), indent=1)
+        config = peer_config(node, plan)
+        setup.files[CONFIG_NAME] = json.dumps(config, indent=1)
+        # the episodes it will hold: all when preloaded, else those it asks for
+        held = config["episodes"] if config["preload"] else len({e for _, e in
+                                                                  config["requests"]})
+        setup.disk_bytes = held * config["size"]
         setup.services.append(ServiceSpec("bittorrent", (
             sys.executable, "-m", "testbed.p2p.client", "--config", "{state_dir}/" +
             CONFIG_NAME)))

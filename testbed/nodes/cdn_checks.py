@@ -12,17 +12,18 @@ if TYPE_CHECKING:
     from testbed.topology.model import Node, Topology
 
 
-def path_upload(node: Node, topology: Topology) -> int | None:
-    """The narrowest upload rate on the way from the node out through its gateways
-    (None: nothing shapes it)."""
+def path_rate(node: Node, topology: Topology, direction: str = "up") -> int | None:
+    """The narrowest upload (`up`) or download (`down`) rate on the node's way out through
+    its gateways (None: nothing shapes it)."""
     rates: list[int] = []
     seen: set[str] = set()
     name: str | None = node.name
     while name is not None and name not in seen and name in topology.nodes:
         seen.add(name)
         for link in topology.links:
-            if link.uplink_of_a and link.a == name and link.rate_ab is not None:
-                rates.append(link.rate_ab)
+            rate = link.rate_ab if direction == "up" else link.rate_ba
+            if link.uplink_of_a and link.a == name and rate is not None:
+                rates.append(rate)
         name = topology.nodes[name].uplink
     return min(rates) if rates else None
 
@@ -37,10 +38,12 @@ def one_of(kind: str, node: Node, topology: Topology, why: str) -> list[Problem]
                     f"nodes.{node.name}.kind")]
 
 
-def rate_fits(node: Node, topology: Topology, rate: int | None, path: str) -> list[Problem]:
-    link = path_upload(node, topology)
+def rate_fits(node: Node, topology: Topology, rate: int | None, path: str,
+              direction: str = "up", why: str = "") -> list[Problem]:
+    link = path_rate(node, topology, direction)
     if rate is None or link is None or rate <= link:
         return []
+    way = "upload on the way out of" if direction == "up" else "download on the way into"
     return [Problem(f"{format_bandwidth(rate)} is more than the links can carry: the "
-                    f"narrowest upload on the way out of {node.name} is "
-                    f"{format_bandwidth(link)}", topology.source, node.line, path)]
+                    f"narrowest {way} {node.name} is {format_bandwidth(link)}{why}",
+                    topology.source, node.line, path)]

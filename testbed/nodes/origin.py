@@ -53,7 +53,9 @@ class OriginKind(NodeKind):
 
     def setup(self, node: PlannedNode, plan: NetworkPlan) -> NodeSetup:
         setup = super().setup(node, plan)
-        setup.files[CONFIG_NAME] = json.dumps(origin_config(node, plan), indent=1)
+        settings = origin_config(node, plan)
+        setup.files[CONFIG_NAME] = json.dumps(settings, indent=1)
+        setup.disk_bytes = settings["episodes"] * settings["size"]  # the catalogue it writes
         config = "{state_dir}/" + CONFIG_NAME
         setup.services.append(ServiceSpec("origin", (sys.executable, "-m", "testbed.p2p.origin",
                                                      "--config", config)))

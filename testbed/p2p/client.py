@@ -114,7 +114,7 @@ class Client:
     def _load_state(self) -> dict[str, Any]:
         if self.state_path.exists():
             return dict(json.loads(self.state_path.read_text()))
-        return {"first_start": time.time(), "done": {}, "failed": []}
+        return {"first_start": time.time(), "done": {}, "failed": [], "asked": []}
 
     def _save_state(self) -> None:
         partial = self.state_path.with_suffix(".tmp")
@@ -173,16 +173,25 @@ class Client:
             self._save_state()
         for key in self.state["done"]:
             self.downloads[int(key)] = Download(int(key), first, done=True)
+        self._ask(time.time())
+
+    def _ask(self, now: float) -> None:
+        """The requests that are due. Each counts once over the PC's life: one due while
+        the PC was down (rebooting) counts when it is back, one counted before does not
+        count again."""
+        first = self.state["first_start"]
+        asked = self.state.setdefault("asked", [])
         for at, episode in self.config["requests"]:
-            if first + at <= time.time() and episode not in self.downloads:
-                self.downloads[episode] = Download(episode, first + at)
+            if first + at > now or episode in self.downloads:
+                continue  # not yet, or held already (preloaded, or fetched before)
+            self.downloads[episode] = Download(episode, first + at)
+            if episode not in asked:
+                asked.append(episode)
+                self._save_state()
+                self.metrics.requested.inc()
 
     def step(self, now: float) -> None:
-        first = self.state["first_start"]
-        for at, episode in self.config["requests"]:
-            if first + at <= now and episode not in self.downloads:
-                self.downloads[episode] = Download(episode, first + at)
-                self.metrics.requested.inc()
+        self._ask(now)
         active = stalled = seeding = peers = web = 0
         for download in self.downloads.values():
             if download.handle is None and not self._add(download):

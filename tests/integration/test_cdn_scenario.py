@@ -1,5 +1,5 @@
-"""The P2P CDN in a real lab (scenarios/p2p-cdn-check.yaml, about 1.5 minutes): an
-origin (lighttpd), a tracker (opentracker), three serving PCs and three viewing PCs
+"""The P2P CDN in a real lab (scenarios/p2p-cdn-check.yaml, under 2 minutes): an
+origin (lighttpd), a tracker (opentracker), four serving PCs and three viewing PCs
 behind a full cone, a port-restricted cone and a restricted cone, each a real libtorrent
 session. The viewers fetch from the serving PCs; when those reboot, the origin's web
 seed takes over. Proven from pcaps (bytes from a serving PC's address and from the
@@ -78,5 +78,15 @@ def test_summary_reports_the_origin_spike_and_who_served_the_bytes(run) -> None:
     assert summary["completion_p95_s"] is not None
     assert "min_online_fraction" not in summary  # no overlay in this topology
     assert "== CDN: origin" in result.stderr
+    # judged and shown as a CDN, not as an absent overlay (0 % online: "metastable")
+    assert summary["outcome_class"] == "undetermined", summary
+    assert "== outcome: undetermined (no overlay peers or SIP phones" in result.stderr
+    assert re.search(r"step \d+/\d+  events \d+/\d+  PCs up \d+  origin \d+\.\d\d "
+                     r"Mbit/s  from peers", result.stderr), result.stderr[-3000:]
+    assert "online   0.0%  supernodes 0" not in result.stderr
+    # Prometheus scraped the origin and the 7 PCs (and the testbed's exporter)
+    assert "(scrapes 9 targets every" in result.stderr
+    assert summary["scrape_targets"]["total"] == 8, summary["scrape_targets"]
+    assert summary["scrape_targets"]["never_scraped"] == []
     series = (run_dir / "series.csv").read_text()
     assert "origin_egress_bytes_per_s" in series and "peer_share" in series

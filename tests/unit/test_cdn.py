@@ -225,12 +225,69 @@ def test_an_upload_rate_the_line_cannot_carry_is_refused(tmp_path: Path) -> None
             "the narrowest upload on the way out of pc is 512kbit") in found[0]
 
 
+def test_a_fallback_rate_the_line_cannot_deliver_is_refused(tmp_path: Path) -> None:
+    """Peers can never give a PC more than its ADSL line's 8 Mbit/s: a fallback threshold
+    above it would quietly send every download to the origin."""
+    found = problems(tmp_path, MINI.replace("upload_rate: 256kbit",
+                                            "upload_rate: 256kbit, fallback_below: 20Mbit"))
+    assert len(found) == 1
+    assert ("nodes.pc.bittorrent.fallback_below: 20mbit is more than the links can carry: "
+            "the narrowest download on the way into pc is 8mbit: peers could never "
+            "deliver that much") in found[0]
+    _, at_the_line = load(tmp_path, MINI.replace(
+        "upload_rate: 256kbit", "upload_rate: 256kbit, fallback_below: 8Mbit"))
+    build_plan(at_the_line)  # up to the line's rate is fine
+
+
 def test_a_pc_without_tracker_or_a_bad_piece_size_is_refused(tmp_path: Path) -> None:
     text = MINI.replace("  tracker: {kind: tracker, uplink: {to: internet}}\n", "")
     text = text.replace("size: 1MB}", "size: 1MB, piece_size: 100KB}")
     found = "\n".join(problems(tmp_path, text))
     assert "needs exactly one node of kind tracker" in found
     assert "piece_size 102400 B: use a power of two" in found
+
+
+def test_each_cdn_node_declares_the_episodes_it_will_write() -> None:
+    """What the state directory must hold: the origin's catalogue, a preloaded PC's whole
+    catalogue, a viewing PC the episodes it asks for (2 here)."""
+    from testbed.nodes.registry import default_registry
+
+    plan = build_plan(load_topology(REPO / "topologies" / "p2p-cdn.yaml",
+                                    {**SMALL, "episode_size": "100MB"}))
+    kinds = default_registry()
+    need = {n.name: kinds.get(n.kind).setup(n, plan).disk_bytes
+            for n in plan.nodes.values() if n.namespace}
+    mb = 2**20
+    assert need["origin"] == 4 * 100 * mb and need["seed01"] == 4 * 100 * mb
+    assert {need[f"home00{i}"] for i in (1, 2, 3)} == {2 * 100 * mb}
+    assert need["tracker"] == 0 and need["internet"] == 0
+    assert sum(need.values()) == 1400 * mb
+
+
+def test_episodes_that_do_not_fit_the_state_directory_are_refused(tmp_path: Path,
+                                                                  monkeypatch) -> None:  # noqa: ANN001
+    """/run/testbed is often a tmpfs of a tenth of the memory: the lab must say so before
+    it builds, not fail with a full disk in the middle of a run."""
+    import shutil
+    from collections import namedtuple
+
+    from testbed.backends.capacity import check_disk
+    from testbed.errors import BackendError
+
+    usage = namedtuple("usage", "total used free")
+    mb = 2**20
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(2400 * mb, 1900 * mb, 500 * mb))
+    need = {"origin": 400 * mb, "seed01": 400 * mb, "home001": 200 * mb, "tracker": 0}
+    with pytest.raises(BackendError) as info:
+        check_disk("p2pcdn", need, tmp_path / "state" / "p2pcdn")
+    message = str(info.value)
+    assert "cannot hold lab 'p2pcdn'" in message
+    assert (f"disk: the nodes may write ~1,000 MB into {tmp_path}/state/p2pcdn (most: "
+            "origin 400 MB, seed01 400 MB, home001 200 MB), its filesystem has 500 MB "
+            "free") in message
+    assert "--state-dir" in message
+    check_disk("p2pcdn", {"origin": 400 * mb}, tmp_path)  # fits with room to spare
+    check_disk("p2pcdn", {"tracker": 0}, tmp_path)  # nothing to write: no check
 
 
 def test_cdn_sections_only_apply_to_their_kinds(tmp_path: Path) -> None:
@@ -286,3 +343,88 @@ def test_every_cdn_field_and_metric_is_documented() -> None:
     plan = build_plan(load_topology(REPO / "topologies" / "p2p-cdn.yaml", SMALL))
     for series in cdn_queries(plan, 1.0):
         assert series in documented, series
+
+
+def test_a_cdn_run_reports_its_pcs_and_origin_as_it_plays(tmp_path: Path) -> None:
+    """The run's progress line for a CDN lab (no overlay peers) shows the CDN's state, not
+    an overlay's 'online 0.0%  supernodes 0'."""
+    from types import SimpleNamespace
+
+    from testbed.scenario.run.watcher import progress_line
+
+    plan = build_plan(load_topology(REPO / "topologies" / "p2p-cdn.yaml", SMALL))
+    queries = cdn_queries(plan, 1.0)
+    answers = {queries["pcs_up"]: 4.0, queries["origin_egress_bytes_per_s"]: 133750.0,
+               queries["peer_share"]: 0.53, queries["downloads_active"]: 2.0}
+    prometheus = SimpleNamespace(scalar=answers.get)
+    engine = SimpleNamespace(elapsed=lambda: 92.2, current_step=4, done=5)
+    line = progress_line(engine, prometheus, 0, 1.0, 6, 20, 300, cdn=queries)  # type: ignore[arg-type]
+    assert line == ("   t=  92.2s/300s  step 5/6  events 5/20  PCs up 4  origin 1.07 Mbit/s"
+                    "  from peers 53%  downloads 2")
+    quiet = progress_line(engine, None, 0, 1.0, 6, 20, 300, cdn=queries)  # type: ignore[arg-type]
+    assert quiet.endswith("PCs up ?  origin ?  from peers ?  downloads ?")
+    assert "supernodes" in progress_line(engine, prometheus, 0, 1.0, 6, 20, 300,  # type: ignore[arg-type]
+                                         cdn={})
+
+
+class _CdnPrometheus:
+    """A finished CDN run's Prometheus: every range query answers with the same series
+    (an absent overlay's online fraction is `vector(0)`, so 0 throughout), every instant
+    query with 3."""
+
+    def __init__(self, start: float, end: float) -> None:
+        self.values = [[start + t, "0"] for t in range(int(end - start) + 1)]
+
+    def query_range(self, promql: str, start: float, end: float, step: float
+                    ) -> list[dict[str, object]]:
+        per_user = promql.startswith("peer_logged_in")  # one series per overlay peer: none
+        return [] if per_user else [{"metric": {}, "values": self.values}]
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, object]]:
+        return [{"metric": {}, "value": [at, "3"]}]
+
+
+def test_a_cdn_run_is_not_classified_by_an_absent_overlay(tmp_path: Path) -> None:
+    """summary.json's outcome class judges users' online fraction; a CDN lab has none, and
+    its 0 % must not read as 'metastable'."""
+    import json
+
+    from testbed.scenario.run.results import write_outcome
+
+    plan = build_plan(load_topology(REPO / "topologies" / "p2p-cdn.yaml", SMALL))
+    steps = [{"action": "host_down", "node": "seed01", "actual": 10.0},
+             {"action": "host_up", "node": "seed01", "actual": 40.0}]
+    (tmp_path / "steps.jsonl").write_text("".join(json.dumps(s) + "\n" for s in steps))
+    summary = write_outcome(tmp_path, _CdnPrometheus(1000.0, 1200.0), [], 0, 1000.0, 1200.0,
+                            1.0, True, plan=plan)
+    assert summary["outcome_class"] == "undetermined"
+    assert summary["outcome_reason"].startswith("no overlay peers or SIP phones")
+    assert "final_online_median" not in summary and summary["time_to_recover_s"] is None
+    assert summary["downloads_completed"] == 3  # the CDN's own outcome is there
+
+
+def test_a_request_due_while_the_pc_was_rebooting_counts_once(tmp_path: Path) -> None:
+    """bt_downloads_requested_total over a reboot: the request made before it is not
+    counted again, the one that fell due while the PC was down counts when it is back."""
+    pytest.importorskip("libtorrent")
+    from testbed.p2p.client import Client
+
+    config = {"address": "127.0.0.1", "port": 0, "origin": "http://127.0.0.1:9",
+              "requests": [[5.0, 1], [50.0, 2]], "episodes": 2, "fallback_below": None}
+
+    def requested(client: Client) -> float | None:  # what its /metrics would say
+        return client.metrics.registry.get_sample_value("bt_downloads_requested_total")
+
+    before = Client(config, tmp_path)  # the PC's first life: up for 30 s
+    first = before.state["first_start"]
+    before.start()
+    before.step(first + 30)
+    assert requested(before) == 1
+    del before
+    after = Client(config, tmp_path)  # back from a reboot at 60 s, state from its disk
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("time.time", lambda: first + 60)
+        after.start()
+    after.step(first + 61)
+    assert requested(after) == 1  # episode 2, due at 50 s; episode 1 was counted before
+    assert sorted(after.downloads) == [1, 2]

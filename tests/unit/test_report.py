@@ -124,6 +124,52 @@ def test_report_shows_summary_in_human_units(tmp_path: Path) -> None:
     assert "until 95 % of peers were logged in again" in text  # the one-line explanation
 
 
+def test_report_shows_the_cdn_outcome_in_words_and_units(tmp_path: Path) -> None:
+    """A P2P CDN run's summary.json (testbed.metrics.cdn_outcome): the origin's load in
+    Mbit/s, who served the bytes in %, and the completion-time tail in seconds."""
+    summary = {"origin_mean_bytes_per_s_before": 133750, "origin_mean_bytes_per_s_wave": 143750,
+               "origin_peak_bytes_per_s": 486250, "origin_spike_factor": 3.64,
+               "peer_share_before": 0.53, "peer_share_wave": 0.7412,
+               "downloads_completed": 32.0, "downloads_failed": 0.0,
+               "completion_p95_s": 28.2, "completion_p95_s_after_wave": None,
+               "complete": True}
+    text = write_report(make_run(tmp_path, "CDN-1", "p2p-cdn-patch-day", summary=summary)
+                        ).read_text()
+    assert "origin egress before the wave</td><td class=\"num\">1.07 Mbit/s" in text
+    assert "origin egress peak</td><td class=\"num\">3.89 Mbit/s" in text
+    assert "3.64x" in text
+    assert "bytes from peers in the wave</td><td class=\"num\">74.1 %" in text
+    assert "completion time, 95th percentile</td><td class=\"num\">28.2 s" in text
+    assert "95th percentile</td><td class=\"num\">n/a" in text  # after the wave: none
+    assert "origin mean bytes per s" not in text  # no key shown raw
+
+
+def test_a_cdn_runs_report_leaves_out_the_absent_overlay(tmp_path: Path) -> None:
+    """A CDN lab without overlay peers (run.json peers: 0): its own plots, its topology's
+    parameters, and no overlay plots, calibration or client policy full of zeros."""
+    run_dir = make_run(tmp_path, "CDN-2", "p2p-cdn-patch-day-big-origin",
+                       summary={"origin_peak_bytes_per_s": 882500, "complete": True})
+    info = json.loads((run_dir / "run.json").read_text())
+    info.update(peers=0, topology="topologies/p2p-cdn.yaml",
+                params={"seeds": 4, "homes": 16, "origin_rate": "16Mbit"})
+    (run_dir / "run.json").write_text(json.dumps(info))
+    rows = [f"{t},{name},{value}" for t in range(0, 301, 5) for name, value in
+            (("origin_egress_bytes_per_s", 500000.0 if 10 <= t < 60 else 100000.0),
+             ("peer_bytes_per_s", 300000.0), ("web_seed_bytes_per_s", 100000.0),
+             ("downloads_active", 4.0), ("seeds_online", 10.0))]
+    with (run_dir / "series.csv").open("a") as series:
+        series.write("\n".join(rows) + "\n")
+    text = write_report(run_dir).read_text()
+    out = run_dir / "report"
+    assert (out / "cdn-bytes.png").is_file() and (out / "cdn-downloads.png").is_file()
+    for name in PLOTS:
+        assert f'<img src="{name}"' not in text and not (out / name).exists()
+    assert "Against the measured outage" not in text
+    assert "<th>topology parameters</th><td>seeds=4, homes=16, origin_rate=16Mbit" in text
+    assert "client policy" not in text and "overlay peers" not in text
+    assert "7.06 Mbit/s" in text  # the origin's peak, in the outcome table
+
+
 def test_report_gives_recovery_in_real_time(tmp_path: Path) -> None:
     text = write_report(make_run(tmp_path, "RUN-F", "skype-2007-fixed", recovers=True)
                         ).read_text()

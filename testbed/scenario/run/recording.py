@@ -11,6 +11,7 @@ from testbed.capture.declared import CaptureSet
 from testbed.lab.lab import Lab
 from testbed.metrics.exporter import TestbedExporter
 from testbed.metrics.prometheus import PrometheusServer
+from testbed.p2p.targets import cdn_targets
 from testbed.scenario.run.options import Prepared, RunOptions
 
 
@@ -50,8 +51,10 @@ class Recording:
                                            options.ui_port, options.ui_address)
         overlay = self.prepared.topology.overlay
         url = self.prometheus.start(overlay.metrics_port if overlay else 9100, target)
-        self.say(f"== Prometheus: {url}  (scrapes {len(self.prepared.peers) + 1} peers "
-                 f"every {options.scrape_interval:g}s; open it in a browser during the run)")
+        cdn = len(cdn_targets(self.prepared.plan))  # the CDN's origin and PCs, if any
+        scraped = f"{len(self.prepared.peers) + cdn + 1} {'targets' if cdn else 'peers'}"
+        self.say(f"== Prometheus: {url}  (scrapes {scraped} every "
+                 f"{options.scrape_interval:g}s; open it in a browser during the run)")
         return self.exporter
 
     def stop_captures(self) -> None:

@@ -17,7 +17,13 @@ from typing import Any, Protocol
 
 from testbed.capture.verdict import Verdict
 from testbed.lab.state import LabState
-from testbed.metrics.cdn_outcome import cdn_queries, cdn_summary, has_cdn, outcome_line
+from testbed.metrics.cdn_outcome import (
+    cdn_outcome_class,
+    cdn_queries,
+    cdn_summary,
+    has_cdn,
+    outcome_line,
+)
 from testbed.metrics.classify import OutcomeThresholds, classify, read_step_log, trigger_span
 from testbed.metrics.outcome import (
     fetch_series,
@@ -190,6 +196,9 @@ def write_outcome(run_dir: Path, prometheus: RangeQueryable, peers: list[str],
     summary.update(classify(series.get("online_fraction", []),
                             trigger_span(read_step_log(run_dir / "steps.jsonl")),
                             thresholds or OutcomeThresholds(), ended - began))
+    if plan is not None and not peers and has_cdn(plan):
+        summary.pop("final_online_median", None)  # no users online or not: nothing to
+        summary.update(cdn_outcome_class())  # classify
     return summary
 
 

@@ -27,6 +27,7 @@ from typing import TextIO
 from testbed.backends.base import Backend
 from testbed.capture.verdict import Verdict
 from testbed.lab.lab import Lab, default_backend
+from testbed.metrics.cdn_outcome import cdn_queries
 from testbed.metrics.exporter import TestbedExporter
 from testbed.progress import Progress
 from testbed.scenario.actions import RunContext
@@ -109,13 +110,16 @@ class Run:
         self.status.started_unix = time.time()
         self._write_run_json()
         events = sum(max(1, len(e.nodes)) for e in prepared.scenario.events)
+        # a CDN without overlay peers: its PCs and origin, not an overlay that is not there
+        cdn = None if prepared.peers else cdn_queries(prepared.plan,
+                                                       self.options.scrape_interval)
         watcher = Watcher(
             engine, lab.runtime, lab.state, exporter, prepared.peers,
             set(prepared.plan.nodes), self.say,
             lambda: progress_line(engine, self.recording.prometheus, len(prepared.peers),
                                   self.options.scrape_interval,
                                   len(prepared.scenario.steps), events, prepared.duration,
-                                  prepared.workload),
+                                  prepared.workload, cdn),
             self.options.progress_every)
         self.say(f"== playing {len(prepared.scenario.events)} events over "
                  f"{prepared.duration:.0f}s")

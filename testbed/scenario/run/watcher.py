@@ -114,8 +114,14 @@ class Watcher:
 
 def progress_line(engine: Engine, prometheus: _Queryable | None, peers: int,
                   scrape_interval: float, steps: int, events: int, duration: float,
-                  workload: str = "overlay") -> str:
-    """One line of progress: time, step, events done, online fraction, supernodes."""
+                  workload: str = "overlay", cdn: dict[str, str] | None = None) -> str:
+    """One line of progress: time, step, events done, and the users' state: online
+    fraction and supernodes, or for a P2P CDN without overlay peers (`cdn`: its series
+    queries) the PCs up, the origin's egress, the share from peers, downloads running."""
+    head = (f"   t={engine.elapsed():6.1f}s/{duration:.0f}s  step "
+            f"{engine.current_step + 1}/{steps}  events {engine.done}/{events}  ")
+    if cdn:
+        return head + cdn_progress(prometheus, cdn)
     online = sn = None
     if prometheus is not None:
         try:
@@ -124,7 +130,21 @@ def progress_line(engine: Engine, prometheus: _Queryable | None, peers: int,
             sn = prometheus.scalar(queries["supernodes"])
         except Exception:  # noqa: BLE001 - progress must never break a run
             pass
-    return (f"   t={engine.elapsed():6.1f}s/{duration:.0f}s  step "
-            f"{engine.current_step + 1}/{steps}  events {engine.done}/{events}  online "
-            f"{'?' if online is None else f'{online:6.1%}'}  supernodes "
+    return (f"{head}online {'?' if online is None else f'{online:6.1%}'}  supernodes "
             f"{'?' if sn is None else f'{sn:g}'}")
+
+
+def cdn_progress(prometheus: _Queryable | None, queries: dict[str, str]) -> str:
+    values: dict[str, float | None] = dict.fromkeys(
+        ("pcs_up", "origin_egress_bytes_per_s", "peer_share", "downloads_active"))
+    if prometheus is not None:
+        try:
+            for key in values:
+                values[key] = prometheus.scalar(queries[key])
+        except Exception:  # noqa: BLE001 - progress must never break a run
+            pass
+    up, origin, share, active = values.values()
+    return (f"PCs up {'?' if up is None else f'{up:g}'}  origin "
+            f"{'?' if origin is None else f'{origin * 8 / 1e6:.2f} Mbit/s'}  from peers "
+            f"{'?' if share is None else f'{share:.0%}'}  downloads "
+            f"{'?' if active is None else f'{active:g}'}")
