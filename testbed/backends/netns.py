@@ -99,8 +99,9 @@ class NetnsBackend:
                 tc_lines(end.name, end.shaping, netem)  # raises MissingKernelFeature
         needs = {s.argv[0] for n in plan.nodes.values() if n.namespace
                  for s in self._setup(n, plan).services}
-        if "tinyproxy" in needs:
-            commands.require_tools("tinyproxy")
+        for tool in ("tinyproxy", "rtpengine"):  # Debian packages a lab may lack
+            if tool in needs:
+                commands.require_tools(tool)
 
     # --- build ----------------------------------------------------------------------
     def build(self, plan: NetworkPlan, state: StateStore, progress: Progress,

@@ -9,29 +9,33 @@ request above `rate`/s with 503 and a Retry-After (RFC 5390's overload response,
 local form of RFC 7339's feedback). Statistics are served by xhttp_prom on the
 management address, never parsed from logs; REGISTER retransmissions (same Call-ID and
 CSeq within timer F) are counted in the config itself, as Kamailio has no such statistic
-for requests it answers statelessly.
+for requests it answers statelessly. The media parts (direct, or through the rtpengine
+relay with `media_relay: nat`) are in testbed/sip/kamailio_media.py.
 """
 
 from __future__ import annotations
 
+from testbed.sip.kamailio_media import media
 from testbed.topology.model import RegistrarSettings
 
 CONFIG_NAME = "kamailio.cfg"
 NATPING_S = 15  # the home NATs forget UDP mappings after 30 s
 
 
-def _modules(overload: bool) -> str:
+def _modules(overload: bool, extra: tuple[str, ...]) -> str:
     names = ["kex", "corex", "tm", "tmx", "sl", "rr", "pv", "maxfwd", "textops",
              "siputils", "xlog", "sanity", "usrloc", "registrar", "nathelper", "xhttp",
              "xhttp_prom", "htable"]
     if overload:
         names.append("ratelimit")
+    names += extra
     return "\n".join(f'loadmodule "{name}.so"' for name in names)
 
 
 def kamailio_config(settings: RegistrarSettings, address: str, mgmt: str) -> str:
     """The whole kamailio.cfg; `address` is the SIP address, `mgmt` the metrics one."""
     overload = settings.variant == "overload-control"
+    sdp = media(settings.media_relay)
     limit = (f'modparam("ratelimit", "timer_interval", 1)\n'
              f'modparam("ratelimit", "pipe", "1:TAILDROP:{max(1, round(settings.rate))}")\n'
              if overload else "")
@@ -43,7 +47,8 @@ def kamailio_config(settings: RegistrarSettings, address: str, mgmt: str) -> str
 ''' if overload else "")
     expires = max(1, round(settings.expires))
     return f'''#!KAMAILIO
-# written by outage-testbed (testbed/sip/kamailio.py): variant {settings.variant}
+# written by outage-testbed (testbed/sip/kamailio.py): variant {settings.variant},
+# media relay {settings.media_relay}
 debug=1
 log_stderror=yes
 children=2
@@ -56,7 +61,7 @@ listen=tcp:{mgmt}:{settings.metrics_port}
 tcp_accept_no_cl=yes
 alias="{address}"
 
-{_modules(overload)}
+{_modules(overload, sdp.modules)}
 
 modparam("usrloc", "db_mode", 0)
 modparam("usrloc", "nat_bflag", 6)
@@ -73,7 +78,7 @@ modparam("xhttp_prom", "xhttp_prom_stats", "all")
 # a REGISTER whose Call-ID and CSeq were seen within timer F (32 s) is a retransmission
 modparam("htable", "htable", "regs=>size=12;autoexpire=32;")
 modparam("xhttp_prom", "prom_counter", "name=register_retransmissions;")
-{limit}
+{limit}{sdp.params}
 request_route {{
     if (!mf_process_maxfwd_header("10")) {{
         sl_send_reply("483", "Too Many Hops");
@@ -94,10 +99,7 @@ request_route {{
         }}
         setflag(5);
     }}
-    if (is_method("INVITE") && has_body("application/sdp") && isflagset(5)) {{
-        fix_nated_sdp("3");
-    }}
-    if (is_method("REGISTER")) {{
+{sdp.offer}    if (is_method("REGISTER")) {{
         if (isflagset(5)) {{
             setbflag(6);
             setbflag(7);
@@ -109,7 +111,7 @@ request_route {{
     }}
     if (has_totag()) {{
         if (loose_route()) {{
-            route(RELAY);
+{sdp.in_dialog}            route(RELAY);
         }}
         if (is_method("ACK") && t_check_trans()) {{
             route(RELAY);
@@ -141,7 +143,7 @@ request_route {{
             exit;
         }}
     }}
-    route(RELAY);
+{sdp.relay}    route(RELAY);
 }}
 
 route[RELAY] {{
@@ -156,11 +158,8 @@ onreply_route[NATREPLY] {{
     if (nat_uac_test("1")) {{
         fix_nated_contact();
     }}
-    if (has_body("application/sdp") && nat_uac_test("8")) {{
-        fix_nated_sdp("3");
-    }}
-}}
-
+{sdp.answer}}}
+{sdp.routes}
 event_route[xhttp:request] {{
     if ($hu =~ "^/metrics") {{
         prom_dispatch();

@@ -148,6 +148,9 @@ class RegistrarSettings:
         "doc": "overload-control: Retry-After of its 503", "unit": "duration"})
     metrics_port: int = field(default=9100, metadata={
         "doc": "xhttp_prom /metrics on the management address", "min": 1, "max": 65535})
+    media_relay: Literal["nat", "never"] = field(default="nat", metadata={
+        "doc": "nat: relay the media of calls with a party behind a NAT through rtpengine "
+               "on the registrar node; never: media always direct between the phones"})
 
 
 @dataclass
