@@ -28,6 +28,7 @@ class RegistrarKind(NodeKind):
     sections: ClassVar[frozenset[str]] = frozenset({"registrar"})
 
     def setup(self, node: PlannedNode, plan: NetworkPlan) -> NodeSetup:
+        from testbed.sip.auth import lab_key
         from testbed.sip.kamailio import CONFIG_NAME, kamailio_config
         from testbed.sip.rtpengine import NG_PORT, rtpengine_argv
 
@@ -35,7 +36,7 @@ class RegistrarKind(NodeKind):
         settings = node.node.registrar or RegistrarSettings()
         mgmt = (node.mgmt_address or "127.0.0.1").split("/")[0]
         setup.files[CONFIG_NAME] = kamailio_config(settings, node.primary_address() or "",
-                                                   mgmt)
+                                                   mgmt, lab_key(plan.lab, node.name))
         # -DD: no daemon, the supervisor owns the pid; -E: log to stderr (the service log)
         kamailio: tuple[str, ...] = ("kamailio", "-DD", "-E", "-f",
                                      "{state_dir}/" + CONFIG_NAME, "-Y", "{state_dir}",

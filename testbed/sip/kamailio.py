@@ -9,8 +9,18 @@ request above `rate`/s with 503 and a Retry-After (RFC 5390's overload response,
 local form of RFC 7339's feedback). Statistics are served by xhttp_prom on the
 management address, never parsed from logs; REGISTER retransmissions (same Call-ID and
 CSeq within timer F) are counted in the config itself, as Kamailio has no such statistic
-for requests it answers statelessly. The media parts (direct, or through the rtpengine
-relay with `media_relay: nat`) are in testbed/sip/kamailio_media.py.
+for requests it answers statelessly.
+
+Digest authentication (`auth: digest`): a REGISTER without valid credentials is answered
+401 with a challenge (auth's auth_challenge, counted in sl's own `401_replies`); each
+phone's password is computed in the config from a per-lab key and the To user
+(testbed/sip/auth.py), so no database or table is needed. A REGISTER whose credentials
+verify is counted in the overload-control pipe but never refused by it: the 401 that
+preceded it was counted already, and refusing the retry would double the work a
+registration costs exactly when the registrar is short of capacity.
+
+The media parts (direct, or through the rtpengine relay with `media_relay: nat`) are in
+testbed/sip/kamailio_media.py.
 """
 
 from __future__ import annotations
@@ -22,33 +32,60 @@ CONFIG_NAME = "kamailio.cfg"
 NATPING_S = 15  # the home NATs forget UDP mappings after 30 s
 
 
-def _modules(overload: bool, extra: tuple[str, ...]) -> str:
+def _modules(overload: bool, digest: bool, extra: tuple[str, ...]) -> str:
     names = ["kex", "corex", "tm", "tmx", "sl", "rr", "pv", "maxfwd", "textops",
              "siputils", "xlog", "sanity", "usrloc", "registrar", "nathelper", "xhttp",
              "xhttp_prom", "htable"]
     if overload:
         names.append("ratelimit")
+    if digest:
+        names.append("auth")
     names += extra
     return "\n".join(f'loadmodule "{name}.so"' for name in names)
 
 
-def kamailio_config(settings: RegistrarSettings, address: str, mgmt: str) -> str:
-    """The whole kamailio.cfg; `address` is the SIP address, `mgmt` the metrics one."""
+def _verify(key: str) -> str:
+    """Sets $var(authed) to 1 when a REGISTER carries credentials that verify."""
+    return f'''    $var(authed) = 0;
+    if (is_method("REGISTER") && is_present_hf("Authorization")) {{
+        $var(who) = "{key}:" + $tU;
+        $var(password) = $(var(who){{s.md5}});
+        if (pv_auth_check("$td", "$var(password)", "0", "1")) {{
+            $var(authed) = 1;
+        }}
+    }}
+'''
+
+
+def kamailio_config(settings: RegistrarSettings, address: str, mgmt: str,
+                    key: str = "") -> str:
+    """The whole kamailio.cfg; `address` is the SIP address, `mgmt` the metrics one,
+    `key` the lab's key the phones' passwords derive from (auth: digest)."""
     overload = settings.variant == "overload-control"
+    digest = settings.auth == "digest"
+    if digest and not key:
+        raise ValueError("auth: digest needs the lab's key")
     sdp = media(settings.media_relay)
     limit = (f'modparam("ratelimit", "timer_interval", 1)\n'
              f'modparam("ratelimit", "pipe", "1:TAILDROP:{max(1, round(settings.rate))}")\n'
              if overload else "")
-    shed = (f'''    if (!is_method("ACK") && !rl_check_pipe("1")) {{
+    spare = " && $var(authed) == 0" if digest else ""
+    shed = (f'''    if (!is_method("ACK") && !rl_check_pipe("1"){spare}) {{
         append_to_reply("Retry-After: {round(settings.retry_after)}\\r\\n");
         sl_send_reply("503", "Service Unavailable");
         exit;
     }}
 ''' if overload else "")
     expires = max(1, round(settings.expires))
+    challenge = '''        if ($var(authed) == 0) {
+            auth_challenge("$td", "1");
+            exit;
+        }
+        consume_credentials();
+'''
     return f'''#!KAMAILIO
 # written by outage-testbed (testbed/sip/kamailio.py): variant {settings.variant},
-# media relay {settings.media_relay}
+# media relay {settings.media_relay}, auth {settings.auth}
 debug=1
 log_stderror=yes
 children=2
@@ -61,7 +98,7 @@ listen=tcp:{mgmt}:{settings.metrics_port}
 tcp_accept_no_cl=yes
 alias="{address}"
 
-{_modules(overload, sdp.modules)}
+{_modules(overload, digest, sdp.modules)}
 
 modparam("usrloc", "db_mode", 0)
 modparam("usrloc", "nat_bflag", 6)
@@ -90,7 +127,7 @@ request_route {{
         }}
         $sht(regs=>$ci::$cs) = 1;
     }}
-{shed}    force_rport();
+{_verify(key) if digest else ""}{shed}    force_rport();
     if (nat_uac_test("19")) {{
         if (is_method("REGISTER")) {{
             fix_nated_register();
@@ -100,7 +137,7 @@ request_route {{
         setflag(5);
     }}
 {sdp.offer}    if (is_method("REGISTER")) {{
-        if (isflagset(5)) {{
+{challenge if digest else ""}        if (isflagset(5)) {{
             setbflag(6);
             setbflag(7);
         }}

@@ -50,9 +50,10 @@ REGINFO_FAILED = "\n--- User Agents (1) ---\n> sip:pc1@198.18.0.2:5060   \x1b[31
 
 
 def test_overload_control_sheds_with_503_and_retry_after_plain_does_not() -> None:
-    plain = kamailio_config(RegistrarSettings(), "198.18.0.2", "100.127.0.3")
+    plain = kamailio_config(RegistrarSettings(), "198.18.0.2", "100.127.0.3", "k")
     shed = kamailio_config(RegistrarSettings(variant="overload-control", rate=7,
-                                             retry_after=12), "198.18.0.2", "100.127.0.3")
+                                             retry_after=12), "198.18.0.2", "100.127.0.3",
+                           "k")
     assert "ratelimit" not in plain and "Retry-After" not in plain
     assert 'modparam("ratelimit", "pipe", "1:TAILDROP:7")' in shed
     assert 'append_to_reply("Retry-After: 12\\r\\n");' in shed
@@ -65,8 +66,8 @@ def test_overload_control_sheds_with_503_and_retry_after_plain_does_not() -> Non
 
 
 def test_calls_with_a_party_behind_a_nat_go_through_the_relay_unless_never() -> None:
-    relayed = kamailio_config(RegistrarSettings(), "198.18.0.2", "100.127.0.3")
-    direct = kamailio_config(RegistrarSettings(media_relay="never"), "198.18.0.2",
+    relayed = kamailio_config(RegistrarSettings(auth="none"), "198.18.0.2", "100.127.0.3")
+    direct = kamailio_config(RegistrarSettings(media_relay="never", auth="none"), "198.18.0.2",
                              "100.127.0.3")
     assert 'loadmodule "rtpengine.so"' in relayed
     assert 'modparam("rtpengine", "rtpengine_sock", "udp:127.0.0.1:2223")' in relayed
@@ -100,15 +101,51 @@ def test_the_media_path_is_the_callers_own_account(sends_to: str | None,
     assert media_path(sends_to, receives_from, relay).startswith(said)
 
 
+def test_digest_challenges_registers_and_spares_the_credentialed_retry() -> None:
+    shed = kamailio_config(RegistrarSettings(variant="overload-control"), "198.18.0.2",
+                           "100.127.0.3", "lab-key")
+    assert 'loadmodule "auth.so"' in shed and 'auth_challenge("$td", "1");' in shed
+    # each phone's password: md5 of the lab's key and the To user, as testbed/sip/auth.py
+    assert '$var(who) = "lab-key:" + $tU;' in shed and "{s.md5}" in shed
+    # credentials that verify are counted in the pipe, never refused by it
+    assert '!rl_check_pipe("1") && $var(authed) == 0' in shed
+    assert shed.index("rl_check_pipe") < shed.index("auth_challenge")  # shed before 401
+    open_ = kamailio_config(RegistrarSettings(auth="none"), "198.18.0.2", "100.127.0.3")
+    assert "auth" not in open_.replace("auth none", "")
+    with pytest.raises(ValueError, match="needs the lab's key"):
+        kamailio_config(RegistrarSettings(), "198.18.0.2", "100.127.0.3")
+
+
+def test_each_phone_gets_its_own_password_for_its_registrar() -> None:
+    from testbed.sip.auth import lab_key, password
+
+    plan = build_plan(load_topology_text(TOPOLOGY))
+    registry = default_registry()
+    key = lab_key("sipunit", "registrar")
+    registrar = registry.get("registrar").setup(plan.nodes["registrar"], plan)
+    assert f'$var(who) = "{key}:" + $tU;' in registrar.files["kamailio.cfg"]
+    accounts = [registry.get("sip_ua").setup(plan.nodes[n], plan).files["accounts"]
+                for n in ("pc1", "pc2")]
+    assert f";auth_pass={password(key, 'pc1')};" in accounts[0]
+    assert f";auth_pass={password(key, 'pc2')};" in accounts[1]
+    assert password(key, "pc1") != password(key, "pc2") != password(lab_key("other",
+                                                                             "registrar"), "pc2")
+    open_ = build_plan(load_topology_text(TOPOLOGY.replace("variant: plain", "auth: none")))
+    assert "auth_pass" not in registry.get("sip_ua").setup(open_.nodes["pc1"],
+                                                            open_).files["accounts"]
+
+
 @pytest.mark.skipif(shutil.which("kamailio") is None, reason="kamailio is not installed")
-@pytest.mark.parametrize(("variant", "relay"), [("plain", "nat"), ("overload-control", "nat"),
-                                                ("plain", "never")])
-def test_kamailio_itself_accepts_both_variants(tmp_path: Path, variant: str, relay: str
-                                               ) -> None:
+@pytest.mark.parametrize(("variant", "relay", "auth"), [
+    ("plain", "nat", "digest"), ("overload-control", "nat", "digest"),
+    ("plain", "never", "none"), ("overload-control", "never", "none")])
+def test_kamailio_itself_accepts_both_variants(tmp_path: Path, variant: str, relay: str,
+                                               auth: str) -> None:
     config = tmp_path / "kamailio.cfg"
     config.write_text(kamailio_config(
-        RegistrarSettings(variant=variant, media_relay=relay),  # type: ignore[arg-type]
-        "127.0.0.1", "127.0.0.1"))
+        RegistrarSettings(variant=variant, media_relay=relay,  # type: ignore[arg-type]
+                          auth=auth),  # type: ignore[arg-type]
+        "127.0.0.1", "127.0.0.1", "k"))
     result = subprocess.run(["kamailio", "-c", "-f", str(config)], capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 0, result.stderr[-2000:]
