@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from testbed.plan.model import NetworkPlan, PlannedNode
 
 SETTLE_S = 1.0  # Kamailio exits within this on a bad config or a port in use
-RELAY_WAIT_S = 10.0  # rtpengine answers within ~50 ms of its start
+RELAY_WAIT_S = 60.0  # rtpengine answers within ~50 ms of its start, minutes on a crushed host
 
 
 class RegistrarKind(NodeKind):

@@ -194,7 +194,7 @@ def test_kinds_render_real_daemons_that_up_waits_for() -> None:
     assert "--listen-ng=127.0.0.1:2223" in relay and "--config-file=none" in relay
     # Kamailio starts once the relay answers its ping, then is Kamailio itself (exec)
     assert registrar.services[1].argv[2:6] == ("testbed.sip.relay_wait", "127.0.0.1:2223",
-                                               "10", "--")
+                                               "60", "--")
     assert registrar.services[1].argv[6] == "kamailio"
     assert ua.services[0].argv == ("baresip", "-f", "{state_dir}") and ua.services[0].settle
     address = plan.nodes["registrar"].primary_address()
