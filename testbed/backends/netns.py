@@ -103,8 +103,9 @@ class NetnsBackend:
             capacity.check_disk(plan.lab, {n.name: self._setup(n, plan).disk_bytes
                                            for n in plan.nodes.values() if n.namespace},
                                 state_dir)
-        if "tinyproxy" in needs:
-            commands.require_tools("tinyproxy")
+        for tool in ("tinyproxy", "rtpengine"):  # Debian packages a lab may lack
+            if tool in needs:
+                commands.require_tools(tool)
 
     # --- build ----------------------------------------------------------------------
     def build(self, plan: NetworkPlan, state: StateStore, progress: Progress,

@@ -16,7 +16,7 @@ from testbed.capture import promql
 from testbed.capture.expectations import Expectation
 from testbed.capture.pcapscan import Sink, scan
 from testbed.capture.resolve import BindError, Bound, bind, load_run
-from testbed.capture.sinks import Example, Tally, ViaTally, make_sink
+from testbed.capture.sinks import Example, OrderTally, Tally, ViaTally, make_sink
 from testbed.capture.verdict import Verdict, format_bound, format_value
 from testbed.errors import CaptureError
 
@@ -29,7 +29,7 @@ def check_run(run_dir: str | Path, expectations: Sequence[Expectation],
     run = load_run(run_dir)
     url = prometheus_url or run.info.get("prometheus_url")
     verdicts: list[Verdict | None] = [None] * len(expectations)
-    pending: list[tuple[int, Bound, Tally | ViaTally]] = []
+    pending: list[tuple[int, Bound, Tally | ViaTally | OrderTally]] = []
     per_pcap: dict[Path, list[Sink]] = {}
     for i, expectation in enumerate(expectations):
         try:
@@ -68,7 +68,8 @@ def _error(expectation: Expectation, message: str, bound: Bound | None = None) -
     return verdict
 
 
-def judge(bound: Bound, tally: Tally | ViaTally, owners: dict[bytes, str]) -> Verdict:
+def judge(bound: Bound, tally: Tally | ViaTally | OrderTally, owners: dict[bytes, str]
+          ) -> Verdict:
     e = bound.expectation
     verdict = Verdict(e.name, e.check, e.where, "pass",
                       sources=[c.file for c in bound.captures], window=bound.window_text())
@@ -78,6 +79,8 @@ def judge(bound: Bound, tally: Tally | ViaTally, owners: dict[bytes, str]) -> Ve
                                  "(reported by tcpdump): counts are lower bounds")
     if isinstance(tally, ViaTally):
         return _via(verdict, bound, tally, owners)
+    if isinstance(tally, OrderTally):
+        return _order(verdict, bound, tally, owners)
     if e.check == "link_rate":
         return _link_rate(verdict, bound, tally)
     if e.check == "peak_rate":
@@ -146,6 +149,32 @@ def _via(verdict: Verdict, bound: Bound, tally: ViaTally, owners: dict[bytes, st
                           f"{where}; first: {describe(tally.first, bound.origin, owners)}")
     else:
         verdict.detail = f"all {tally.packets} packets were addressed to it"
+    return verdict
+
+
+def _order(verdict: Verdict, bound: Bound, tally: OrderTally, owners: dict[bytes, str]
+           ) -> Verdict:
+    e = bound.expectation
+    first, then = e.spec.first, e.spec.then
+    verdict.unit = "flows"
+    low = 1.0 if e.low is None else e.low
+    verdict.bound = f">= {low:g} flows with {first!r} before {then!r}, none without"
+    verdict.observed = float(len(tally.ordered))
+    ok = len(tally.ordered) >= low and not tally.unordered
+    verdict.status = "pass" if ok else "fail"
+    if tally.unordered:
+        flow, example = next(iter(tally.unordered.items()))
+        verdict.detail = (f"{len(tally.unordered)} flows got {then!r} with no {first!r} "
+                          f"before it; first: {describe(example, bound.origin, owners)}")
+    elif tally.ordered:
+        (src, dst), (was, then_at) = next(iter(tally.ordered.items()))
+        verdict.detail = (f"{len(tally.ordered)} flows in order, e.g. {_addr(src, owners)} -> "
+                          f"{_addr(dst, owners)}: {first!r} at t={was - bound.origin:.3f}s, "
+                          f"{then!r} at t={then_at - bound.origin:.3f}s")
+    else:
+        verdict.detail = (f"no packet beginning with {then!r} among the {tally.packets} "
+                          "matched: check from/to, proto/port, the window, the capture "
+                          "(and its snaplen)")
     return verdict
 
 

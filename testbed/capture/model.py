@@ -15,8 +15,8 @@ from typing import Any, Literal
 from testbed.topology.model import Scalar, doc
 
 CHECKS: tuple[str, ...] = ("packets", "no_packets", "via", "link_rate", "peak_rate",
-                           "promql")
-Check = Literal["packets", "no_packets", "via", "link_rate", "peak_rate", "promql"]
+                           "order", "promql")
+Check = Literal["packets", "no_packets", "via", "link_rate", "peak_rate", "order", "promql"]
 Measure = Literal["packets", "bytes", "packets/s", "bits/s"]
 
 TCP_FLAGS: dict[str, int] = {"FIN": 0x01, "SYN": 0x02, "RST": 0x04, "PSH": 0x08,
@@ -32,12 +32,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "via": (*_PACKET_FILTER, "through"),
     "link_rate": (*_PACKET_FILTER, "limit", "tolerance", "interval"),
     "peak_rate": (*_PACKET_FILTER, "interval", "min"),
+    "order": (*_PACKET_FILTER, "first", "then", "min"),
     "promql": ("query", "window", "step", "reduce", "min", "max"),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "via": ("from", "through"),
     "link_rate": ("limit",),
     "peak_rate": ("min",),
+    "order": ("first", "then"),
     "promql": ("query",),
 }
 
@@ -57,7 +59,7 @@ class ExpectSpec:
     """One expectation as written. `from` is a Python keyword, so it is `from_` here."""
 
     check: Check | None = doc("what to check: packets, no_packets, via, link_rate, peak_rate, "
-                              "promql")
+                              "order, promql")
     name: str | None = doc("shown in the report and as the JUnit test case name")
     capture: str | list[str] | None = doc(
         "capture name(s) from captures/index.json, or NODE, or NODE:IFACE")
@@ -79,6 +81,11 @@ class ExpectSpec:
     limit: int | None = doc("link_rate: the link's rate, e.g. 512kbit", unit="bandwidth")
     tolerance: float | None = doc("link_rate: allowed excess, default 5%", unit="ratio")
     interval: float | None = doc("link_rate/peak_rate: bin width, default 1s", unit="duration")
+    first: str | None = doc("order: how the earlier packet's payload begins, e.g. "
+                            "'SIP/2.0 401'")
+    then: str | None = doc("order: how the later packet's payload begins; in every flow "
+                           "(source, destination) its first such packet must follow a "
+                           "`first` one")
     query: str | None = doc("promql: the PromQL expression")
     step: float | None = doc("promql: resolution of the range query, default the run's "
                              "scrape interval", unit="duration")

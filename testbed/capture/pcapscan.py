@@ -26,6 +26,9 @@ from testbed.errors import CaptureError
 Match = Callable[[bytes, bytes, int, int, int, int], bool]
 # add(ts, wire_length, src, dst, proto, sport, dport)
 Add = Callable[[float, int, bytes, bytes, int, int, int], None]
+# the same with the transport payload (as captured: snaplen may cut it) for sinks that
+# read it; the payload is only sliced out when some sink asks for it
+AddPayload = Callable[[float, int, bytes, bytes, int, int, int, bytes], None]
 
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 NOT_IP = -1  # proto of frames that are not IPv4; ports/flags of packets without them
@@ -39,6 +42,7 @@ class Sink:
     match: Match | None
     add: Add
     bpf: str | None
+    add_payload: AddPayload | None = None  # called instead of `add`, with the payload
 
 
 # link type -> (offset of the 2-byte ethertype or None if the frame is bare IP, IP offset)
@@ -134,7 +138,9 @@ def _decode(stream: IO[bytes], path: Path, sinks: Sequence[Sink]) -> tuple[int, 
                            "Linux cooked and raw IP are)")
     type_at, ip_at = layer
     scale = 1e-9 if reader.nano else 1e-6
-    pairs = [(s.match, s.add) for s in sinks]
+    pairs = [(s.match, s.add, s.add_payload) for s in sinks]
+    wants_payload = any(s.add_payload is not None for s in sinks)
+    payload = b""
     count = 0
     consumed = 24
     for data, meta in reader:
@@ -161,8 +167,15 @@ def _decode(stream: IO[bytes], path: Path, sinks: Sequence[Sink]) -> tuple[int, 
                 dport = data[l4 + 2] << 8 | data[l4 + 3]
                 if proto == 6 and len(data) > l4 + 13:
                     flags = data[l4 + 13]
+                if wants_payload and (proto == 17 or len(data) > l4 + 12):
+                    # after the UDP header (8 bytes) or the TCP header (its data offset)
+                    payload = data[l4 + (8 if proto == 17 else (data[l4 + 12] >> 4) * 4):]
         length = meta.wirelen
-        for match, add in pairs:
+        for match, add, add_payload in pairs:
             if match is None or match(src, dst, proto, sport, dport, flags):
-                add(ts, length, src, dst, proto, sport, dport)
+                if add_payload is not None:
+                    add_payload(ts, length, src, dst, proto, sport, dport, payload)
+                else:
+                    add(ts, length, src, dst, proto, sport, dport)
+        payload = b""
     return count, consumed

@@ -161,10 +161,51 @@ class ViaTally:
                 self.destinations[dst] = self.destinations.get(dst, 0) + 1
 
 
-def make_sink(bound: Bound) -> tuple[Sink, Tally | ViaTally]:
+Flow = tuple[bytes, bytes]  # (source, destination) addresses
+
+
+class OrderTally:
+    """Per flow, whether its first packet whose payload begins with `then` came after one
+    beginning with `first` (e.g. each phone's 200 OK after its 401 challenge)."""
+
+    def __init__(self, bound: Bound) -> None:
+        self.start, self.end = bound.start, bound.end
+        spec = bound.expectation.spec
+        self.first_text = (spec.first or "").encode()
+        self.then_text = (spec.then or "").encode()
+        self.packets = 0
+        self.seen_first: dict[Flow, float] = {}
+        self.ordered: dict[Flow, tuple[float, float]] = {}  # flow -> (first, then) times
+        self.unordered: dict[Flow, Example] = {}  # flow -> its `then` with none before
+
+    def add(self, ts: float, length: int, src: bytes, dst: bytes, proto: int, sport: int,
+            dport: int) -> None:
+        self.add_payload(ts, length, src, dst, proto, sport, dport, b"")
+
+    def add_payload(self, ts: float, length: int, src: bytes, dst: bytes, proto: int,
+                    sport: int, dport: int, payload: bytes) -> None:
+        if ts < self.start or ts >= self.end:
+            return
+        self.packets += 1
+        flow = (src, dst)
+        if payload.startswith(self.first_text):
+            self.seen_first.setdefault(flow, ts)
+        elif payload.startswith(self.then_text) and flow not in self.ordered \
+                and flow not in self.unordered:
+            if flow in self.seen_first:
+                self.ordered[flow] = (self.seen_first[flow], ts)
+            else:
+                self.unordered[flow] = (ts, src, dst, proto, sport, dport)
+
+
+def make_sink(bound: Bound) -> tuple[Sink, Tally | ViaTally | OrderTally]:
     """The sink and tally for a pcap expectation (every check except promql)."""
     check = bound.expectation.check
     spec = bound.expectation.spec
+    if check == "order":
+        order = OrderTally(bound)
+        f = filter_of(bound)
+        return Sink(compile_match(f), order.add, bpf_of(f), order.add_payload), order
     if check == "via":
         through = bound.addresses["through"]
         f = filter_of(bound)

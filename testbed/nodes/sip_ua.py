@@ -44,17 +44,21 @@ class SipUaKind(NodeKind):
         return [Problem(message, topology.source, node.line, f"nodes.{node.name}.sip_ua")]
 
     def setup(self, node: PlannedNode, plan: NetworkPlan) -> NodeSetup:
+        from testbed.sip.auth import lab_key, password
         from testbed.sip.baresip import account_line, baresip_config
 
         setup = super().setup(node, plan)
         registrars = sorted(n.name for n in plan.nodes.values() if n.kind == "registrar")
         target = plan.nodes[registrar_name(node.node, registrars) or registrars[0]]
         settings = node.node.sip_ua or SipUaSettings()
-        port = (target.node.registrar or RegistrarSettings()).port
+        registrar = target.node.registrar or RegistrarSettings()
         mgmt = (node.mgmt_address or "127.0.0.1").split("/")[0]
         setup.files["config"] = baresip_config(node.primary_address() or "", mgmt)
+        secret = (password(lab_key(plan.lab, target.name), node.name)
+                  if registrar.auth == "digest" else None)
         setup.files["accounts"] = account_line(
-            node.name, f"{target.primary_address()}:{port}", settings.regint)
+            node.name, f"{target.primary_address()}:{registrar.port}", settings.regint,
+            secret)
         setup.services.append(ServiceSpec("baresip", ("baresip", "-f", "{state_dir}"),
                                           settle=SETTLE_S))
         return setup

@@ -44,7 +44,10 @@ def baresip_config(address: str, mgmt: str, port: int = 5060) -> str:
     return "\n".join(lines)
 
 
-def account_line(user: str, registrar: str, regint: float) -> str:
-    """One account: registers `user` at the registrar's address, answers calls itself."""
-    return (f"<sip:{user}@{registrar}>;regint={max(1, round(regint))};answermode=auto;"
-            "audio_codecs=opus\n")
+def account_line(user: str, registrar: str, regint: float, password: str | None = None
+                 ) -> str:
+    """One account: registers `user` at the registrar's address (answering its digest
+    challenge with `password`, the auth user being `user`), answers calls itself."""
+    auth = f";auth_pass={password}" if password else ""
+    return (f"<sip:{user}@{registrar}>{auth};regint={max(1, round(regint))};"
+            "answermode=auto;audio_codecs=opus\n")

@@ -46,6 +46,20 @@ def aor_of(plan: NetworkPlan, name: str) -> str:
     return f"sip:{name}@{target.primary_address()}:{port}"
 
 
+def relay_of(plan: NetworkPlan, name: str) -> str | None:
+    """The address of the RTP relay the UA's registrar runs, None without one."""
+    from testbed.nodes.sip_ua import registrar_name
+
+    registrars = sorted(n.name for n in plan.nodes.values() if n.kind == "registrar")
+    chosen = registrar_name(plan.nodes[name].node, registrars)
+    if chosen is None:
+        return None
+    target = plan.nodes[chosen]
+    if (target.node.registrar or RegistrarSettings()).media_relay != "nat":
+        return None
+    return target.primary_address()
+
+
 def scrape_configs(plan: NetworkPlan) -> list[dict[str, Any]]:
     registrars = []
     for node in plan.nodes.values():

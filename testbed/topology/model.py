@@ -148,6 +148,12 @@ class RegistrarSettings:
         "doc": "overload-control: Retry-After of its 503", "unit": "duration"})
     metrics_port: int = field(default=9100, metadata={
         "doc": "xhttp_prom /metrics on the management address", "min": 1, "max": 65535})
+    auth: Literal["digest", "none"] = field(default="digest", metadata={
+        "doc": "digest: challenge every REGISTER without valid credentials (401, RFC 3261 "
+               "digest; each phone gets its password); none: accept every REGISTER"})
+    media_relay: Literal["nat", "never"] = field(default="nat", metadata={
+        "doc": "nat: relay the media of calls with a party behind a NAT through rtpengine "
+               "on the registrar node; never: media always direct between the phones"})
 
 
 @dataclass

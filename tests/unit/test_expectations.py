@@ -639,3 +639,50 @@ def test_pcapng_captures_are_read_through_tcpdump(tmp_path: Path) -> None:
         verdicts = check_run(run, load_expectations(expect_file(tmp_path, CORRECT)),
                              prefilter=prefilter)
         assert [v.status for v in verdicts] == ["pass"] * 10, report(verdicts)
+
+
+def sip_exchange() -> list[object]:
+    """The login server challenges home1 (401, then 200) but lets home2 in at once."""
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    packets = []
+    for t, dst, line in ((1.0, "home1", b"SIP/2.0 401 Unauthorized"),
+                         (1.2, "home1", b"SIP/2.0 200 OK"),
+                         (1.5, "home1", b"SIP/2.0 200 OK"),
+                         (2.0, "home2", b"SIP/2.0 200 OK"),
+                         (2.5, "home2", b"SIP/2.0 401 Unauthorized")):
+        pkt = e / IP(src=A["login"], dst=A[dst]) / UDP(sport=5060, dport=5060) / (
+            line + b"\r\nVia: SIP/2.0/UDP x\r\n\r\n")
+        pkt.time = T0 + t
+        packets.append(pkt)
+    return packets
+
+
+@pytest.mark.parametrize("prefilter", [True, False])
+def test_order_checks_that_each_flow_saw_first_before_then(tmp_path: Path,
+                                                            prefilter: bool) -> None:
+    run = make_run(tmp_path, {"login-eth0": sip_exchange()})
+    verdicts = check(tmp_path, """\
+        - {check: order, capture: login-eth0, from: login, to: home1, proto: udp,
+           first: SIP/2.0 401, then: SIP/2.0 200}
+        - {check: order, capture: login-eth0, from: login, first: SIP/2.0 401,
+           then: SIP/2.0 200}
+        - {check: order, capture: login-eth0, from: login, to: home1, first: SIP/2.0 401,
+           then: SIP/2.0 200, min: 2}
+        - {check: order, capture: login-eth0, from: login, first: SIP/2.0 401,
+           then: SIP/2.0 486}
+        """, run, prefilter=prefilter)
+    assert [v.status for v in verdicts] == ["pass", "fail", "fail", "fail"], report(verdicts)
+    home1, both, two, none = verdicts
+    assert home1.observed == 1 and home1.detail.startswith(
+        "1 flows in order, e.g. 198.18.0.2 (login) -> 10.1.0.2 (home1): 'SIP/2.0 401' at "
+        "t=1.000s, 'SIP/2.0 200' at t=1.200s")
+    assert both.detail == ("1 flows got 'SIP/2.0 200' with no 'SIP/2.0 401' before it; "
+                           "first: t=2.000s 198.18.0.2:5060 (login) -> 10.2.0.2:5060 (home2) "
+                           "udp")
+    assert two.bound == ">= 2 flows with 'SIP/2.0 401' before 'SIP/2.0 200', none without"
+    assert none.detail.startswith("no packet beginning with 'SIP/2.0 486' among the 5")
+
+
+def test_order_needs_first_and_then(tmp_path: Path) -> None:
+    found = [str(p) for p in problems(tmp_path, "- {check: order, first: A}\n")]
+    assert any("check order needs then:" in p for p in found), found

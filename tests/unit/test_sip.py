@@ -9,7 +9,9 @@ import asyncio
 import itertools
 import json
 import shutil
+import socket
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from testbed.scenario.actions import ActionError, schedule
 from testbed.scenario.model import Selector, StepSpec
 from testbed.sip import monitor
 from testbed.sip.baresip import account_line, baresip_config
-from testbed.sip.calls import place_call
+from testbed.sip.calls import media_path, place_call
 from testbed.sip.ctrl import frame, is_registered
 from testbed.sip.kamailio import kamailio_config
 from testbed.sip.poller import State, poll_once
@@ -48,10 +50,11 @@ REGINFO_FAILED = "\n--- User Agents (1) ---\n> sip:pc1@198.18.0.2:5060   \x1b[31
 
 
 def test_overload_control_sheds_with_503_and_retry_after_plain_does_not() -> None:
-    plain = kamailio_config(RegistrarSettings(), "198.18.0.2", "100.127.0.3")
+    plain = kamailio_config(RegistrarSettings(), "198.18.0.2", "100.127.0.3", "k")
     shed = kamailio_config(RegistrarSettings(variant="overload-control", rate=7,
-                                             retry_after=12), "198.18.0.2", "100.127.0.3")
-    assert "ratelimit" not in plain and "503" not in plain
+                                             retry_after=12), "198.18.0.2", "100.127.0.3",
+                           "k")
+    assert "ratelimit" not in plain and "Retry-After" not in plain
     assert 'modparam("ratelimit", "pipe", "1:TAILDROP:7")' in shed
     assert 'append_to_reply("Retry-After: 12\\r\\n");' in shed
     assert 'sl_send_reply("503", "Service Unavailable");' in shed
@@ -62,12 +65,87 @@ def test_overload_control_sheds_with_503_and_retry_after_plain_does_not() -> Non
         assert 'prom_counter_inc("register_retransmissions", "1");' in text
 
 
+def test_calls_with_a_party_behind_a_nat_go_through_the_relay_unless_never() -> None:
+    relayed = kamailio_config(RegistrarSettings(auth="none"), "198.18.0.2", "100.127.0.3")
+    direct = kamailio_config(RegistrarSettings(media_relay="never", auth="none"), "198.18.0.2",
+                             "100.127.0.3")
+    assert 'loadmodule "rtpengine.so"' in relayed
+    assert 'modparam("rtpengine", "rtpengine_sock", "udp:127.0.0.1:2223")' in relayed
+    # the caller's request (flag 5) or the callee's registered contact (branch flag 6)
+    assert "(isflagset(5) || isbflagset(6))" in relayed and "rtpengine_manage(" in relayed
+    assert 'sl_send_reply("503", "Media Relay Unavailable");' in relayed  # never unrelayed
+    assert "fix_nated_sdp" in relayed  # calls the relay is not needed for are corrected
+    assert "rtpengine" not in direct and 'fix_nated_sdp("3");' in direct
+
+
+def test_a_bad_media_relay_is_reported_at_its_line() -> None:
+    text = TOPOLOGY.replace("registrar: {variant: plain}", "registrar: {media_relay: always}")
+    with pytest.raises(TopologyError) as info:
+        load_topology_text(text, "t.yaml")
+    messages = [str(p) for p in info.value.problems]
+    assert messages == ["t.yaml:5: nodes.registrar.registrar.media_relay: 'always' is not "
+                        "allowed; choose one of: nat, never"], messages
+
+
+@pytest.mark.parametrize(("sends_to", "receives_from", "relay", "said"), [
+    ("198.18.0.2", "198.18.0.2", "198.18.0.2", "media via the relay 198.18.0.2"),
+    ("198.18.1.9", "198.18.1.9", "198.18.0.2", "media direct with 198.18.1.9"),
+    ("198.18.1.9", "198.18.1.9", None, "media direct with 198.18.1.9"),
+    ("198.18.1.9", "198.18.0.2", "198.18.0.2", "media half relayed (sent to 198.18.1.9, "
+                                               "received from 198.18.0.2)"),
+    (None, "198.18.0.2", "198.18.0.2", "media path unknown"),
+])
+def test_the_media_path_is_the_callers_own_account(sends_to: str | None,
+                                                   receives_from: str | None,
+                                                   relay: str | None, said: str) -> None:
+    assert media_path(sends_to, receives_from, relay).startswith(said)
+
+
+def test_digest_challenges_registers_and_spares_the_credentialed_retry() -> None:
+    shed = kamailio_config(RegistrarSettings(variant="overload-control"), "198.18.0.2",
+                           "100.127.0.3", "lab-key")
+    assert 'loadmodule "auth.so"' in shed and 'auth_challenge("$td", "1");' in shed
+    # each phone's password: md5 of the lab's key and the To user, as testbed/sip/auth.py
+    assert '$var(who) = "lab-key:" + $tU;' in shed and "{s.md5}" in shed
+    # credentials that verify are counted in the pipe, never refused by it
+    assert '!rl_check_pipe("1") && $var(authed) == 0' in shed
+    assert shed.index("rl_check_pipe") < shed.index("auth_challenge")  # shed before 401
+    open_ = kamailio_config(RegistrarSettings(auth="none"), "198.18.0.2", "100.127.0.3")
+    assert "auth" not in open_.replace("auth none", "")
+    with pytest.raises(ValueError, match="needs the lab's key"):
+        kamailio_config(RegistrarSettings(), "198.18.0.2", "100.127.0.3")
+
+
+def test_each_phone_gets_its_own_password_for_its_registrar() -> None:
+    from testbed.sip.auth import lab_key, password
+
+    plan = build_plan(load_topology_text(TOPOLOGY))
+    registry = default_registry()
+    key = lab_key("sipunit", "registrar")
+    registrar = registry.get("registrar").setup(plan.nodes["registrar"], plan)
+    assert f'$var(who) = "{key}:" + $tU;' in registrar.files["kamailio.cfg"]
+    accounts = [registry.get("sip_ua").setup(plan.nodes[n], plan).files["accounts"]
+                for n in ("pc1", "pc2")]
+    assert f";auth_pass={password(key, 'pc1')};" in accounts[0]
+    assert f";auth_pass={password(key, 'pc2')};" in accounts[1]
+    assert password(key, "pc1") != password(key, "pc2") != password(lab_key("other",
+                                                                             "registrar"), "pc2")
+    open_ = build_plan(load_topology_text(TOPOLOGY.replace("variant: plain", "auth: none")))
+    assert "auth_pass" not in registry.get("sip_ua").setup(open_.nodes["pc1"],
+                                                            open_).files["accounts"]
+
+
 @pytest.mark.skipif(shutil.which("kamailio") is None, reason="kamailio is not installed")
-@pytest.mark.parametrize("variant", ["plain", "overload-control"])
-def test_kamailio_itself_accepts_both_variants(tmp_path: Path, variant: str) -> None:
+@pytest.mark.parametrize(("variant", "relay", "auth"), [
+    ("plain", "nat", "digest"), ("overload-control", "nat", "digest"),
+    ("plain", "never", "none"), ("overload-control", "never", "none")])
+def test_kamailio_itself_accepts_both_variants(tmp_path: Path, variant: str, relay: str,
+                                               auth: str) -> None:
     config = tmp_path / "kamailio.cfg"
-    config.write_text(kamailio_config(RegistrarSettings(variant=variant),  # type: ignore[arg-type]
-                                      "127.0.0.1", "127.0.0.1"))
+    config.write_text(kamailio_config(
+        RegistrarSettings(variant=variant, media_relay=relay,  # type: ignore[arg-type]
+                          auth=auth),  # type: ignore[arg-type]
+        "127.0.0.1", "127.0.0.1", "k"))
     result = subprocess.run(["kamailio", "-c", "-f", str(config)], capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -108,11 +186,28 @@ def test_kinds_render_real_daemons_that_up_waits_for() -> None:
     registry = default_registry()
     registrar = registry.get("registrar").setup(plan.nodes["registrar"], plan)
     ua = registry.get("sip_ua").setup(plan.nodes["pc1"], plan)
-    assert registrar.services[0].argv[0] == "kamailio" and registrar.services[0].settle > 0
+    # the relay first, so that Kamailio finds it at start; both waited for by `up`
+    assert [s.name for s in registrar.services] == ["rtpengine", "kamailio"]
+    assert all(s.settle > 0 for s in registrar.services)
+    relay = registrar.services[0].argv
+    assert relay[0] == "rtpengine" and "--table=-1" in relay  # userspace, no iptables
+    assert "--listen-ng=127.0.0.1:2223" in relay and "--config-file=none" in relay
+    # Kamailio starts once the relay answers its ping, then is Kamailio itself (exec)
+    assert registrar.services[1].argv[2:6] == ("testbed.sip.relay_wait", "127.0.0.1:2223",
+                                               "60", "--")
+    assert registrar.services[1].argv[6] == "kamailio"
     assert ua.services[0].argv == ("baresip", "-f", "{state_dir}") and ua.services[0].settle
     address = plan.nodes["registrar"].primary_address()
     assert ua.files["accounts"].startswith(f"<sip:pc1@{address}:5060>")
     assert f"listen=udp:{address}:5060" in registrar.files["kamailio.cfg"]
+    assert f"--interface={address}" in relay
+    assert monitor.relay_of(plan, "pc1") == address
+    direct = build_plan(load_topology_text(TOPOLOGY.replace("variant: plain",
+                                                            "media_relay: never")))
+    alone = registry.get("registrar").setup(direct.nodes["registrar"], direct)
+    assert [s.name for s in alone.services] == ["kamailio"]
+    assert alone.services[0].argv[0] == "kamailio"
+    assert monitor.relay_of(direct, "pc1") is None
 
 
 def test_prometheus_scrapes_kamailio_and_the_poller_in_sip_labs_only() -> None:
@@ -210,6 +305,12 @@ def test_poller_reads_each_uas_own_registration_and_counts_silence_as_offline() 
     assert len(runs) == len(set(runs)) == 6, runs
 
 
+AUDIO_DEBUG = (" audio dir=sendrecv pt_enc=96\n local: 0.0.0.0:23906, remote: "
+               "198.18.0.2:30012/198.18.0.2:30013\n mnat: (none) (connected=no)\n"
+               "  member 0x5b7fc034: lost=0 Jitter=0.0ms RTT=0.0ms\n"
+               "                 IP=198.18.0.2:30012 psent=0 rcvd=14\n")
+
+
 @pytest.mark.parametrize(("events", "ok", "reason"), [
     (["CALL_RINGING", "CALL_ESTABLISHED", "CALL_RTPESTAB"], True, None),
     (["CALL_RINGING", "CALL_ESTABLISHED"], False, "answered, but no media arrived"),
@@ -226,6 +327,9 @@ def test_a_call_succeeds_only_when_media_flows(events: list[str], ok: bool,
                 _send(writer, {"response": True, "ok": True, "data": ""})
                 for kind in events:
                     _send(writer, {"event": True, "type": kind, "param": "404 Not Found"})
+            if message["command"] == "audio_debug":
+                _send(writer, {"event": True, "type": "CALL_RTCP"})  # events come first
+                _send(writer, {"response": True, "ok": True, "data": AUDIO_DEBUG})
 
         server, port = await _serve(phone)
         outcome = await place_call("127.0.0.1", port, "sip:b@198.18.0.2:5060", 0.1, 0.5)
@@ -237,7 +341,10 @@ def test_a_call_succeeds_only_when_media_flows(events: list[str], ok: bool,
     assert outcome["ok"] is ok
     if reason:
         assert outcome["reason"].startswith(reason)
-    assert seen == ["dial sip:b@198.18.0.2:5060", "hangup"]  # always hung up
+    else:  # where the caller sends its RTP and where the RTP it got came from
+        assert (outcome["sends_to"], outcome["receives_from"]) == ("198.18.0.2",) * 2
+    asked = ["audio_debug"] if ok else []
+    assert seen == ["dial sip:b@198.18.0.2:5060", *asked, "hangup"]  # always hung up
 
 
 def test_frames_and_registration_parsing() -> None:
@@ -273,3 +380,27 @@ def test_run_json_names_the_registrar_variant_not_the_overlays_defaults() -> Non
     shedding = TOPOLOGY.replace("variant: plain", "variant: overload-control, rate: 30")
     info = monitor.run_info(build_plan(load_topology_text(shedding)))
     assert info["policy"] == "sip overload-control" and info["login_capacity"] == 30
+
+
+@pytest.mark.skipif(shutil.which("rtpengine") is None, reason="rtpengine is not installed")
+def test_kamailio_waits_for_a_real_rtpengine_then_becomes_the_command() -> None:
+    from testbed.sip.relay_wait import main, relay_answers
+    from testbed.sip.rtpengine import rtpengine_argv
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert not relay_answers("127.0.0.1", port, 0.3)  # nobody there: it gives up
+    argv = [a if not a.startswith("--listen-ng=") else f"--listen-ng=127.0.0.1:{port}"
+            for a in rtpengine_argv("127.0.0.1")]
+    relay = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert relay_answers("127.0.0.1", port, 10)
+        waited = subprocess.run([sys.executable, "-m", "testbed.sip.relay_wait",
+                                 f"127.0.0.1:{port}", "5", "--", "echo", "kamailio here"],
+                                capture_output=True, text=True, timeout=30)
+        assert waited.stdout == "kamailio here\n" and waited.returncode == 0
+    finally:
+        relay.terminate()
+        relay.wait(10)
+    assert main(["127.0.0.1:" + str(port), "0.2", "--", "true"]) == 1
