@@ -197,7 +197,8 @@ def test_every_playbook_passes_ansible_lint() -> None:
     files = [str(p.relative_to(REPO)) for p in PLAYBOOKS + TEST_PLAYBOOKS]
     result = _run([str(VENV_BIN / "ansible-lint"), "--offline", "--nocolor", "--profile",
                    "production", *files], cwd=REPO,
-                  env=_env(config=False))  # lint's own syntax check runs without -i
+                  env=_env(config=False),  # lint's own syntax check runs without -i
+                  timeout=300)  # ~20 s alone; minutes on a loaded machine
     assert result.returncode == 0, f"ansible-lint findings:\n{result.stdout}{result.stderr}"
 
 
