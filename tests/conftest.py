@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,14 @@ from testbed.progress import Progress
 
 IS_ROOT = os.geteuid() == 0
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests that interrupt runs and captures need SIGINT to act. A suite started in the
+    background by a non-interactive shell (`nohup ... &`, some CI runners) inherits SIGINT
+    ignored, and every child would too: give it back its default, which exec passes on."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
