@@ -482,12 +482,13 @@ def test_prometheus_targets_are_the_exported_nodes_management_addresses(
 PROVIDER = {"ip": "iproute2", "tc": "iproute2", "nft": "nftables", "sysctl": "procps",
             "setsid": "util-linux", "tinyproxy": "tinyproxy", "kamailio": "kamailio",
             "baresip": "baresip-core", "opentracker": "opentracker",
-            "python3": "python3"}
+            "python3": "python3", "rtpengine": "rtpengine-daemon"}
 # what a `python3 -m MODULE` line needs beyond the project itself (it runs the program
 # or imports the binding), as playbooks/lab.yml installs it for the native lab
 MODULE_NEEDS: dict[str, set[str]] = {
     "testbed": set(), "testbed.p2p.origin": {"lighttpd"},
-    "testbed.p2p.origin_exporter": set(), "testbed.p2p.client": {"python3-libtorrent"}}
+    "testbed.p2p.origin_exporter": set(), "testbed.p2p.client": {"python3-libtorrent"},
+    "testbed.sip.relay_wait": {"kamailio"}}  # execs Kamailio once the relay answers
 BASE = {"sh", "mkdir", "printf", "cd", "true", "env"}  # in every Debian image
 WRAPPERS = {"exec", "env", "setsid", "-f"}  # what stands before the program in a script
 SEPARATORS = {"&&", "||", ";", "|"}
@@ -550,8 +551,9 @@ overlay: {}
                                         {"seeds": "1", "homes": "2"}))]
     programs = {p for document in documents for node in document["topology"]["nodes"].values()
                 for line in commands(node) for p in programs_of(line)}
-    assert {"ip", "tc", "nft", "sysctl", "setsid", "tinyproxy", "python3", "kamailio",
-            "baresip", "opentracker", "python3 -m testbed.p2p.client"} <= programs
+    assert {"ip", "tc", "nft", "sysctl", "setsid", "tinyproxy", "python3", "rtpengine",
+            "python3 -m testbed.sip.relay_wait", "baresip", "opentracker",
+            "python3 -m testbed.p2p.client"} <= programs
     modules = {p.removeprefix("python3 -m ") for p in programs if p.startswith("python3 -m ")}
     assert modules <= set(MODULE_NEEDS), f"exec lines run modules the test does not know: " \
         f"{modules - set(MODULE_NEEDS)}"
