@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -130,6 +131,25 @@ def test_packet_cap_stops_the_capture_and_counts_what_was_written(make_lab,
     entry = capture.stop()
     assert entry["packets"] == 3 == tshark_count(tmp_path / "b.pcap")
     assert entry["filter"] == "icmp" and entry["name"] == "b-eth0"
+
+
+@pytest.mark.parametrize("max_seconds", [None, 60])
+def test_a_capture_started_with_sigint_ignored_still_stops_cleanly(
+        make_lab, tmp_path: Path, max_seconds: int | None) -> None:
+    """`sudo testbed run ... &` passes SIGINT on as ignored. tcpdump (and coreutils
+    timeout, for a capped capture) install their own SIGINT handlers, so stop() still
+    gets a flushed pcap and a clean exit, not a kill after its timeout."""
+    lab = make_lab(TOPOLOGY)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        capture = start_capture(CaptureSpec(node="b", filter="icmp", max_seconds=max_seconds), lab.ns("b"), "eth0",
+                                tmp_path / "b.pcap")
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert lab.exec("a", "ping", "-c", "3", "-i", "0.2", lab.addr("b")).returncode == 0
+    entry = capture.stop(timeout=5)  # raises CaptureError if tcpdump had to be killed
+    assert "problem" not in entry
+    assert entry["packets"] == 6 == tshark_count(tmp_path / "b.pcap")
 
 
 @pytest.mark.skipif(shutil.which("timeout") is None, reason="needs coreutils timeout")
