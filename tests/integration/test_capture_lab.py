@@ -142,8 +142,8 @@ def test_a_capture_started_with_sigint_ignored_still_stops_cleanly(
     lab = make_lab(TOPOLOGY)
     before = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        capture = start_capture(CaptureSpec(node="b", filter="icmp", max_seconds=max_seconds), lab.ns("b"), "eth0",
-                                tmp_path / "b.pcap")
+        spec = CaptureSpec(node="b", filter="icmp", max_seconds=max_seconds)
+        capture = start_capture(spec, lab.ns("b"), "eth0", tmp_path / "b.pcap")
     finally:
         signal.signal(signal.SIGINT, before)
     assert lab.exec("a", "ping", "-c", "3", "-i", "0.2", lab.addr("b")).returncode == 0
