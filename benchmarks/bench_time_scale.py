@@ -28,10 +28,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.cells import cell  # noqa: E402
 from testbed.metrics.calibration import calibration_values  # noqa: E402
 from testbed.metrics.series import load_run  # noqa: E402
 from testbed.sweep.execute import execute  # noqa: E402
-from testbed.sweep.stats import median_interval  # noqa: E402
 
 SMALL = {"homes": "20", "supernodes": "4", "corp_hosts": "2"}
 # the 2007 wave in REAL seconds: 14 min, judged 5 min after the last rebooted PC is back
@@ -108,23 +108,6 @@ def main() -> int:
           "median [interval] over them. time_to_recover_s is in lab seconds: divide by "
           "the scale for real seconds")
     return 0
-
-
-def cell(runs: list[dict[str, object]], key: str) -> str:
-    values = [run.get(key) for run in runs]
-    numbers = [float(v) for v in values if isinstance(v, (int, float))]
-    if len(runs) == 1:
-        v = values[0]
-        return f"{v:.3g}" if isinstance(v, float) else str(v)
-    if numbers and len(numbers) == sum(v is not None for v in values):
-        found = median_interval(numbers)
-        assert found is not None
-        return (f"{found.median:.3g} [{found.low:.3g}, {found.high:.3g}]"
-                + (f" n={found.n}" if found.n < len(runs) else ""))
-    counts: dict[str, int] = {}
-    for v in values:
-        counts[str(v)] = counts.get(str(v), 0) + 1
-    return " ".join(f"{k} {n}/{len(runs)}" for k, n in counts.items())
 
 
 if __name__ == "__main__":
