@@ -65,6 +65,18 @@ def _mean(points: Series, start: float, end: float) -> float | None:
     return sum(inside) / len(inside) if inside else None
 
 
+def window_figures(series: dict[str, Series], start: float, end: float
+                   ) -> dict[str, float | None]:
+    """The origin's mean egress (bytes/s) over [start, end) and the share of the payload
+    the PCs received from peers in it (None: nothing measured there)."""
+    mean = _mean(series.get("origin_egress_bytes_per_s", []), start, end)
+    from_peers = _integral(series.get("peer_bytes_per_s", []), start, end)
+    from_origin = _integral(series.get("web_seed_bytes_per_s", []), start, end)
+    total = from_peers + from_origin
+    return {"origin_mean_bytes_per_s": None if mean is None else round(mean),
+            "peer_share": round(from_peers / total, 4) if total else None}
+
+
 def phases(trigger: Trigger | None, end: float, after: float = 60.0
            ) -> dict[str, tuple[float, float]]:
     """before: up to the first reboot; wave: from it to `after` s past the last one."""
@@ -78,16 +90,12 @@ def summarize_cdn(series: dict[str, Series], trigger: Trigger | None, end: float
                   ) -> dict[str, Any]:
     """Origin load before and during the wave, its spike, and who served the bytes."""
     origin = series.get("origin_egress_bytes_per_s", [])
-    peer = series.get("peer_bytes_per_s", [])
-    web = series.get("web_seed_bytes_per_s", [])
     out: dict[str, Any] = {}
     spans = phases(trigger, end)
     for name, (a, b) in spans.items():
-        mean = _mean(origin, a, b)
-        out[f"origin_mean_bytes_per_s_{name}"] = None if mean is None else round(mean)
-        from_peers, from_origin = _integral(peer, a, b), _integral(web, a, b)
-        total = from_peers + from_origin
-        out[f"peer_share_{name}"] = round(from_peers / total, 4) if total else None
+        figures = window_figures(series, a, b)
+        out[f"origin_mean_bytes_per_s_{name}"] = figures["origin_mean_bytes_per_s"]
+        out[f"peer_share_{name}"] = figures["peer_share"]
     peak = max((v for t, v in origin if "wave" not in spans or t >= spans["wave"][0]),
                default=None)
     out["origin_peak_bytes_per_s"] = None if peak is None else round(peak)

@@ -127,7 +127,7 @@ def test_the_default_topology_is_valid_and_provisioned(tmp_path: Path) -> None:
     assert config["origin"] == f"http://{origin}"
     assert config["announce"] == f"udp://{tracker}:6969/announce"
     assert config["address"] == plan.nodes["home001"].primary_address()
-    assert config["fallback_below"] == 600_000 and config["requests"]
+    assert config["fallback_below"] == 400_000 and config["requests"]
     assert sum(peer_config(plan.nodes[n], plan)["preload"]
                for n in ("home001", "home002", "home003", "seed01")) == 1
 
@@ -322,6 +322,43 @@ def test_the_origin_spike_and_the_peer_share_per_phase() -> None:
     assert out["peer_share_before"] == pytest.approx(0.9, abs=0.05)
     assert out["peer_share_wave"] == pytest.approx(0.2, abs=0.03)
     assert out["seeds_online_low"] == 2.0 and out["downloads_stalled_max"] == 1.0
+
+
+def test_window_figures_anchor_a_wave_and_its_control_alike(tmp_path: Path) -> None:
+    """benchmarks/bench_cdn_wave.py compares a wave run with its control over the same
+    windows, anchored at each run's first mark (the control reboots nothing)."""
+    import json
+    import sys
+
+    from testbed.metrics.cdn_outcome import window_figures
+
+    series = {"origin_egress_bytes_per_s": [(float(t), 1e5 if t < 50 else 5e5)
+                                            for t in range(200)],
+              "peer_bytes_per_s": [(float(t), 9e5 if t < 50 else 5e5) for t in range(200)],
+              "web_seed_bytes_per_s": [(float(t), 1e5 if t < 50 else 5e5)
+                                       for t in range(200)]}
+    assert window_figures(series, 50.0, 140.0) == {"origin_mean_bytes_per_s": 500000,
+                                                   "peer_share": 0.5}
+    assert window_figures(series, 0.0, 50.0)["peer_share"] == pytest.approx(0.9, abs=0.01)
+    assert window_figures({}, 0.0, 10.0) == {"origin_mean_bytes_per_s": None,
+                                             "peer_share": None}
+    run = tmp_path / "control-s2007"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"run_id": "x"}))
+    (run / "series.csv").write_text("t,series,value\n" + "".join(
+        f"{t:g},{name},{v}\n" for name, points in series.items() for t, v in points))
+    (run / "steps.jsonl").write_text(json.dumps(
+        {"action": "mark", "planned": 0.0, "actual": 50.0, "text": "the wave would start"})
+        + "\n")
+    (run / "summary.json").write_text(json.dumps({"downloads_completed": 32,
+                                                  "downloads_failed": 0,
+                                                  "completion_p95_s": 108.0}))
+    sys.path.insert(0, str(REPO))
+    from benchmarks.bench_cdn_wave import figures
+
+    found = figures(run)
+    assert found["origin_mbit_before"] == 0.8 and found["origin_mbit_wave_window"] == 4.0
+    assert found["peer_share_wave_window"] == 0.5 and found["downloads_completed"] == 32
 
 
 def test_every_cdn_field_and_metric_is_documented() -> None:
