@@ -83,27 +83,34 @@ def figures(run_dir: Path) -> dict[str, object]:
     return found
 
 
-def earlier(run_dir: Path, overrides: list[str]) -> dict[str, object] | None:
+def earlier(results: Path, run_id: str, overrides: list[str]) -> dict[str, object] | None:
     """The row of a run this benchmark finished before with the same --set (so an
     interrupted benchmark, or a larger --repeat, runs only what is missing)."""
-    try:
-        kept = json.loads((run_dir / ROW).read_text())
-    except (OSError, ValueError):
-        return None
-    return dict(kept["row"]) if kept.get("set") == overrides else None
+    for run_dir in [results / run_id, *sorted(results.glob(f"{run_id}-try*"))]:
+        try:
+            kept = json.loads((run_dir / ROW).read_text())
+        except (OSError, ValueError):
+            continue  # not a run directory, or a run that did not finish
+        if kept.get("set") == overrides:
+            return dict(kept["row"])
+    return None
 
 
 def launch(variant: str, seed: int, results: Path, overrides: list[str]
            ) -> tuple[subprocess.Popen[bytes], Path]:
     run_id = f"{variant}-s{seed}"
+    attempt = 1
+    while (results / run_id).exists():  # an earlier attempt that did not finish: kept
+        attempt += 1
+        run_id = f"{variant}-s{seed}-try{attempt}"
     argv = [sys.executable, "-m", "testbed", "run", str(TOPOLOGY), str(VARIANTS[variant]),
             "--seed", str(seed), "--results", str(results), "--run-id", run_id,
             "--lab-name", f"cdn{variant[:3]}{seed % 1000}", "--no-report"]
     for item in overrides:
         argv += ["--set", item]
-    log = (results / f"{run_id}.log").open("wb")
-    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO), \
-        results / run_id
+    with (results / f"{run_id}.log").open("wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    return proc, results / run_id
 
 
 def main() -> int:
@@ -128,7 +135,7 @@ def main() -> int:
     by_seed: dict[tuple[str, int], dict[str, object]] = {}
     queue = []
     for v, seed in [(v, 2007 + r) for r in range(args.repeat) for v in VARIANTS]:
-        kept = earlier(results / f"{v}-s{seed}", args.set)
+        kept = earlier(results, f"{v}-s{seed}", args.set)
         if kept is None:
             queue.append((v, seed))
             continue
