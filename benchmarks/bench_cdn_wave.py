@@ -96,13 +96,18 @@ def earlier(results: Path, run_id: str, overrides: list[str]) -> dict[str, objec
     return None
 
 
+def base_id(variant: str, seed: int) -> str:
+    """A run's directory name; a retry of it adds -tryN."""
+    return f"{variant}-s{seed}"
+
+
 def launch(variant: str, seed: int, results: Path, overrides: list[str]
            ) -> tuple[subprocess.Popen[bytes], Path]:
-    run_id = f"{variant}-s{seed}"
+    run_id = base_id(variant, seed)
     attempt = 1
     while (results / run_id).exists():  # an earlier attempt that did not finish: kept
         attempt += 1
-        run_id = f"{variant}-s{seed}-try{attempt}"
+        run_id = f"{base_id(variant, seed)}-try{attempt}"
     argv = [sys.executable, "-m", "testbed", "run", str(TOPOLOGY), str(VARIANTS[variant]),
             "--seed", str(seed), "--results", str(results), "--run-id", run_id,
             "--lab-name", f"cdn{variant[:3]}{seed % 1000}", "--no-report"]
@@ -135,7 +140,7 @@ def main() -> int:
     by_seed: dict[tuple[str, int], dict[str, object]] = {}
     queue = []
     for v, seed in [(v, 2007 + r) for r in range(args.repeat) for v in VARIANTS]:
-        kept = earlier(results, f"{v}-s{seed}", args.set)
+        kept = earlier(results, base_id(v, seed), args.set)
         if kept is None:
             queue.append((v, seed))
             continue
